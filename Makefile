@@ -1,0 +1,77 @@
+# vmm: a minimal microVM monitor on Linux KVM.
+#   make            build ./vmm and the test guest
+#   make run        install what is missing, build, boot the test guest
+#   make test       every test: unit (normal + ASan/UBSan), e2e (both builds)
+
+CC ?= gcc
+BUILD ?= build
+SAN ?= 0
+
+CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
+	-fno-strict-aliasing -I.
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+CFLAGS ?=
+CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
+LDLIBS := -pthread
+
+# Everything but main() goes into a library so unit tests link the real code.
+LIB_SRCS := $(filter-out vmm.c,$(wildcard *.c)) $(wildcard boot/*.c hw/*.c virtio/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all vmm guest run test unit e2e asan clean setup format
+all: vmm guest
+
+vmm: $(BUILD)/vmm
+ifeq ($(BUILD),build)
+	@cp --remove-destination $(BUILD)/vmm ./vmm
+endif
+
+$(BUILD)/vmm: $(BUILD)/vmm.o $(BUILD)/libvmm.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libvmm.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
+
+guest:
+	$(MAKE) -C tests/guest
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	@$(MAKE) --no-print-directory all
+	./vmm --kernel tests/guest/out/guest.elf --cmdline "guest.test=hello" --debug-exit
+
+unit: $(UNIT_BINS)
+	@tests/run-unit.sh normal $(UNIT_BINS)
+
+asan:
+	$(MAKE) BUILD=build-asan SAN=1 build-asan/vmm $(UNIT_SRCS:tests/unit/%.c=build-asan/tests/%)
+
+test: setup
+	@$(MAKE) --no-print-directory all asan $(UNIT_BINS)
+	@tests/run-all.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan vmm
+	$(MAKE) -C tests/guest clean
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/vmm.d

@@ -1,0 +1,176 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_defaults(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mem_mib = DEFAULT_MEM_MIB;
+	cfg->cpus = 1;
+	cfg->console = CONSOLE_STDIO;
+}
+
+void cli_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: vmm --kernel PATH [options]\n"
+		"\n"
+		"Boot a Linux kernel (ELF vmlinux, bzImage or PVH ELF) in a KVM microVM.\n"
+		"\n"
+		"  --kernel PATH        kernel image; the format is detected from the file\n"
+		"  --initrd PATH        initial ramdisk\n"
+		"  --cmdline STR        kernel command line (default: \"" DEFAULT_CMDLINE "\")\n"
+		"  --mem MIB            guest RAM in MiB, %d..%d (default %d)\n"
+		"  --cpus N             vCPUs, 1..%d (default 1)\n"
+		"  --console KIND       stdio (default), file:PATH or none\n"
+		"  --debug-exit         enable the isa-debug-exit port 0xf4: a guest write of V\n"
+		"                       makes the VMM exit with status (V << 1) | 1\n"
+		"  --help               show this help\n"
+		"  --version            show the version\n"
+		"\n"
+		"Exit status: the guest's debug-exit status (odd), 0 when the guest reboots,\n"
+		"or an even VMM error status: 2 usage, 4 no /dev/kvm, 6 /dev/kvm permission,\n"
+		"8 KVM capability missing, 10 bad kernel or initrd, 12 out of resources,\n"
+		"14 guest crashed, 16 stopped by a signal, 18 internal error.\n",
+		MIN_MEM_MIB, MAX_MEM_MIB, DEFAULT_MEM_MIB, VMM_MAX_CPUS);
+}
+
+/* Strict unsigned decimal: digits only, no sign, no overflow, in range. */
+static bool parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (!s || !*s)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_console(const char *s, struct vm_config *cfg)
+{
+	if (strcmp(s, "stdio") == 0) {
+		cfg->console = CONSOLE_STDIO;
+	} else if (strcmp(s, "none") == 0) {
+		cfg->console = CONSOLE_NONE;
+	} else if (strncmp(s, "file:", 5) == 0 && s[5]) {
+		cfg->console = CONSOLE_FILE;
+		cfg->console_path = s + 5;
+	} else {
+		return false;
+	}
+	return true;
+}
+
+static bool nonempty(const char *s)
+{
+	return s && *s;
+}
+
+enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_CPUS, OPT_CONSOLE,
+       OPT_DEBUG_EXIT, OPT_HELP, OPT_VERSION };
+
+static const struct option long_opts[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ 0, 0, 0, 0 },
+};
+
+/* Returns false (message printed) if the value is bad. */
+static bool apply_option(int opt, const char *arg, struct vm_config *cfg, FILE *err)
+{
+	uint64_t v;
+	switch (opt) {
+	case OPT_KERNEL:
+		cfg->kernel = arg;
+		if (nonempty(arg))
+			return true;
+		fprintf(err, "vmm: --kernel: empty path\n");
+		return false;
+	case OPT_INITRD:
+		cfg->initrd = arg;
+		if (nonempty(arg))
+			return true;
+		fprintf(err, "vmm: --initrd: empty path\n");
+		return false;
+	case OPT_CMDLINE:
+		cfg->cmdline = arg;
+		return true;
+	case OPT_MEM:
+		if (parse_uint(arg, MIN_MEM_MIB, MAX_MEM_MIB, &v)) {
+			cfg->mem_mib = v;
+			return true;
+		}
+		fprintf(err, "vmm: --mem: invalid value '%s' (expected MiB, %d..%d)\n", arg,
+			MIN_MEM_MIB, MAX_MEM_MIB);
+		return false;
+	case OPT_CPUS:
+		if (parse_uint(arg, 1, VMM_MAX_CPUS, &v)) {
+			cfg->cpus = (unsigned)v;
+			return true;
+		}
+		fprintf(err, "vmm: --cpus: invalid value '%s' (expected 1..%d)\n", arg,
+			VMM_MAX_CPUS);
+		return false;
+	case OPT_CONSOLE:
+		if (parse_console(arg, cfg))
+			return true;
+		fprintf(err,
+			"vmm: --console: invalid value '%s' (expected stdio, file:PATH or none)\n",
+			arg);
+		return false;
+	case OPT_DEBUG_EXIT:
+		cfg->debug_exit = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
+enum cli_result cli_parse(int argc, char **argv, struct vm_config *cfg, FILE *out, FILE *err)
+{
+	optind = 1;
+	opterr = 0;
+	int opt, idx;
+	while ((opt = getopt_long_only(argc, argv, "", long_opts, &idx)) != -1) {
+		if (opt == OPT_HELP) {
+			cli_usage(out);
+			return CLI_DONE;
+		}
+		if (opt == OPT_VERSION) {
+			fprintf(out, "vmm %s\n", VMM_VERSION);
+			return CLI_DONE;
+		}
+		if (opt == '?' || opt == ':') {
+			const char *bad = argv[optind - 1];
+			if (optopt)
+				fprintf(err, "vmm: %s: missing value (see --help)\n", bad);
+			else
+				fprintf(err, "vmm: unknown option '%s' (see --help)\n", bad);
+			return CLI_ERROR;
+		}
+		if (!apply_option(opt, optarg, cfg, err))
+			return CLI_ERROR;
+	}
+	if (optind < argc) {
+		fprintf(err, "vmm: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return CLI_ERROR;
+	}
+	return CLI_RUN;
+}

@@ -1,0 +1,126 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cli.h"
+
+static char errbuf[4096];
+
+/* Parse a NULL-terminated argument list; messages land in errbuf. */
+static enum cli_result parse(struct vm_config *cfg, const char **args)
+{
+	char *argv[32];
+	int argc = 0;
+	argv[argc++] = "vmm";
+	for (; *args; args++)
+		argv[argc++] = (char *)*args;
+	argv[argc] = NULL;
+	cli_defaults(cfg);
+	FILE *out = fopen("/dev/null", "w");
+	FILE *err = fmemopen(errbuf, sizeof(errbuf), "w");
+	memset(errbuf, 0, sizeof(errbuf));
+	enum cli_result r = cli_parse(argc, argv, cfg, out, err);
+	fclose(out);
+	fclose(err);
+	return r;
+}
+
+static void full_command_line(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	const char *args[] = { "--kernel", "k", "--initrd", "i", "--cmdline", "a b", "--mem", "512",
+			       "--cpus", "4", "--console", "file:/tmp/x", "--debug-exit", NULL };
+	assert_int_equal(parse(&cfg, args), CLI_RUN);
+	assert_string_equal(cfg.kernel, "k");
+	assert_string_equal(cfg.initrd, "i");
+	assert_string_equal(cfg.cmdline, "a b");
+	assert_int_equal(cfg.mem_mib, 512);
+	assert_int_equal(cfg.cpus, 4);
+	assert_int_equal(cfg.console, CONSOLE_FILE);
+	assert_string_equal(cfg.console_path, "/tmp/x");
+	assert_true(cfg.debug_exit);
+}
+
+static void defaults(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	const char *args[] = { "--kernel", "k", NULL };
+	assert_int_equal(parse(&cfg, args), CLI_RUN);
+	assert_int_equal(cfg.mem_mib, DEFAULT_MEM_MIB);
+	assert_int_equal(cfg.cpus, 1);
+	assert_int_equal(cfg.console, CONSOLE_STDIO);
+	assert_false(cfg.debug_exit);
+	assert_null(cfg.cmdline);
+}
+
+/* Every bad value is refused with a message naming the flag and value. */
+static void bad_values(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *flag, *value, *expect;
+	} cases[] = {
+		{ "--mem", "abc", "--mem: invalid value 'abc'" },
+		{ "--mem", "-5", "--mem: invalid value '-5'" },
+		{ "--mem", "0", "--mem: invalid value '0'" },
+		{ "--mem", "7", "--mem: invalid value '7'" },
+		{ "--mem", "99999999999999999999999", "--mem: invalid value" },
+		{ "--mem", "12x", "--mem: invalid value '12x'" },
+		{ "--mem", "", "--mem: invalid value ''" },
+		{ "--cpus", "0", "--cpus: invalid value '0'" },
+		{ "--cpus", "65", "--cpus: invalid value '65'" },
+		{ "--cpus", " 2", "--cpus: invalid value ' 2'" },
+		{ "--console", "bogus", "--console: invalid value 'bogus'" },
+		{ "--console", "file:", "--console: invalid value 'file:'" },
+		{ "--kernel", "", "--kernel: empty path" },
+		{ "--initrd", "", "--initrd: empty path" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vm_config cfg;
+		const char *args[] = { "--kernel", "k", cases[i].flag, cases[i].value, NULL };
+		assert_int_equal(parse(&cfg, args), CLI_ERROR);
+		if (!strstr(errbuf, cases[i].expect))
+			fail_msg("%s %s: got '%s'", cases[i].flag, cases[i].value, errbuf);
+	}
+}
+
+static void unknown_and_missing(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	const char *unknown[] = { "--kernel", "k", "--frobnicate", NULL };
+	assert_int_equal(parse(&cfg, unknown), CLI_ERROR);
+	assert_non_null(strstr(errbuf, "unknown option '--frobnicate'"));
+	const char *missing[] = { "--kernel", NULL };
+	assert_int_equal(parse(&cfg, missing), CLI_ERROR);
+	assert_non_null(strstr(errbuf, "--kernel: missing value"));
+	const char *stray[] = { "--kernel", "k", "extra", NULL };
+	assert_int_equal(parse(&cfg, stray), CLI_ERROR);
+	assert_non_null(strstr(errbuf, "unexpected argument 'extra'"));
+}
+
+static void help_and_version(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	const char *help[] = { "--help", NULL };
+	assert_int_equal(parse(&cfg, help), CLI_DONE);
+	const char *version[] = { "--version", NULL };
+	assert_int_equal(parse(&cfg, version), CLI_DONE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(full_command_line), cmocka_unit_test(defaults),
+		cmocka_unit_test(bad_values), cmocka_unit_test(unknown_and_missing),
+		cmocka_unit_test(help_and_version),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

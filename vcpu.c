@@ -1,0 +1,212 @@
+#include "vcpu.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+
+int vcpu_create(struct vm *vm, unsigned index)
+{
+	struct vcpu *v = &vm->vcpus[index];
+	memset(v, 0, sizeof(*v));
+	v->vm = vm;
+	v->index = index;
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, index);
+	if (v->fd < 0) {
+		vmm_perr("KVM_CREATE_VCPU %u", index);
+		return VMM_EXIT_RESOURCE;
+	}
+	v->run = mmap(NULL, vm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		vmm_perr("mmap of vCPU %u's kvm_run", index);
+		return VMM_EXIT_RESOURCE;
+	}
+	return 0;
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	if (v->run)
+		munmap(v->run, v->vm->vcpu_mmap_size);
+	if (v->fd > 0)
+		close(v->fd);
+	v->run = NULL;
+	v->fd = -1;
+}
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* only here so KVM_RUN returns EINTR */
+}
+
+int vcpu_install_kick_handler(void)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0) {
+		vmm_perr("sigaction");
+		return VMM_EXIT_INTERNAL;
+	}
+	return 0;
+}
+
+static bool handle_io(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	uint32_t size = r->io.size;
+	/* data_offset and count come from the kernel, but check them anyway:
+	 * a bad value would make us read outside the kvm_run mapping. */
+	uint64_t total = (uint64_t)size * r->io.count;
+	if (size == 0 || size > 4 || r->io.data_offset >= (uint64_t)v->vm->vcpu_mmap_size ||
+	    total > (uint64_t)v->vm->vcpu_mmap_size - r->io.data_offset) {
+		vmm_err("vCPU %u: malformed port I/O exit from KVM", v->index);
+		vm_request_exit(v->vm, VMM_EXIT_INTERNAL);
+		return false;
+	}
+	uint8_t *data = (uint8_t *)r + r->io.data_offset;
+	bool is_write = r->io.direction == KVM_EXIT_IO_OUT;
+	for (uint32_t i = 0; i < r->io.count; i++)
+		bus_access(&v->vm->pio, r->io.port, data + (uint64_t)i * size, size, is_write);
+	return true;
+}
+
+static bool handle_mmio(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	uint32_t len = r->mmio.len;
+	if (len == 0 || len > sizeof(r->mmio.data)) {
+		vmm_err("vCPU %u: malformed MMIO exit from KVM", v->index);
+		vm_request_exit(v->vm, VMM_EXIT_INTERNAL);
+		return false;
+	}
+	bus_access(&v->vm->mmio, r->mmio.phys_addr, r->mmio.data, len, r->mmio.is_write);
+	return true;
+}
+
+static void report_crash(struct vcpu *v, const char *what)
+{
+	struct kvm_regs regs;
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0)
+		vmm_err("vCPU %u: %s (rip=0x%llx rsp=0x%llx)", v->index, what,
+			(unsigned long long)regs.rip, (unsigned long long)regs.rsp);
+	else
+		vmm_err("vCPU %u: %s", v->index, what);
+	vm_request_exit(v->vm, VMM_EXIT_GUEST_CRASH);
+}
+
+static bool handle_system_event(struct vcpu *v)
+{
+	switch (v->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+	case KVM_SYSTEM_EVENT_RESET:
+		vm_request_exit(v->vm, VMM_EXIT_OK);
+		return false;
+	default:
+		report_crash(v, "guest crashed (system event)");
+		return false;
+	}
+}
+
+bool vcpu_handle_exit(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	switch (r->exit_reason) {
+	case KVM_EXIT_IO:
+		return handle_io(v);
+	case KVM_EXIT_MMIO:
+		return handle_mmio(v);
+	case KVM_EXIT_HLT:
+	case KVM_EXIT_INTR:
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		report_crash(v, "guest triple fault");
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		return handle_system_event(v);
+	case KVM_EXIT_FAIL_ENTRY: {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "KVM entry failed (hardware reason 0x%llx)",
+			 (unsigned long long)r->fail_entry.hardware_entry_failure_reason);
+		report_crash(v, msg);
+		return false;
+	}
+	case KVM_EXIT_INTERNAL_ERROR: {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "KVM internal error (suberror %u)",
+			 r->internal.suberror);
+		report_crash(v, msg);
+		return false;
+	}
+	default:
+		vmm_err("vCPU %u: unexpected KVM exit reason %u", v->index, r->exit_reason);
+		vm_request_exit(v->vm, VMM_EXIT_INTERNAL);
+		return false;
+	}
+}
+
+static bool stopping(const struct vcpu *v)
+{
+	return atomic_load(&v->vm->exit_status) != -1;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	sigset_t kick;
+	sigemptyset(&kick);
+	sigaddset(&kick, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+
+	while (!stopping(v)) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			vmm_perr("vCPU %u: KVM_RUN", v->index);
+			vm_request_exit(v->vm, VMM_EXIT_INTERNAL);
+			break;
+		}
+		if (!vcpu_handle_exit(v))
+			break;
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *v)
+{
+	char name[16];
+	int err = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	if (err) {
+		vmm_err("cannot start vCPU %u thread: %s", v->index, strerror(err));
+		return VMM_EXIT_RESOURCE;
+	}
+	snprintf(name, sizeof(name), "vcpu%u", v->index);
+	pthread_setname_np(v->thread, name);
+	v->started = true;
+	return 0;
+}
+
+void vcpu_stop_all(struct vm *vm)
+{
+	/* immediate_exit covers a thread that is about to enter KVM_RUN; the
+	 * signal covers one already inside it (halted or running). Keep
+	 * kicking until each thread has left: a single signal can land just
+	 * before the thread re-checks the exit flag. */
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (!v->started)
+			continue;
+		v->run->immediate_exit = 1;
+		while (pthread_tryjoin_np(v->thread, NULL) == EBUSY) {
+			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+			usleep(200);
+		}
+		v->started = false;
+	}
+}

@@ -1,0 +1,24 @@
+/* vCPUs: one host thread each, running KVM_RUN and dispatching exits. */
+#ifndef VMM_VCPU_H
+#define VMM_VCPU_H
+
+#include "vmm.h"
+
+/* Signal used to knock a vCPU thread out of KVM_RUN. */
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+/* Create vCPU `index` (fd and kvm_run mapping). Returns 0 or an enum
+ * vmm_exit status with a message printed. */
+int vcpu_create(struct vm *vm, unsigned index);
+/* Install the kick signal handler; call once before vcpu_start(). */
+int vcpu_install_kick_handler(void);
+int vcpu_start(struct vcpu *v);
+/* Stop every started vCPU thread and wait for it. */
+void vcpu_stop_all(struct vm *vm);
+void vcpu_destroy(struct vcpu *v);
+
+/* Handle one KVM exit; returns false when the vCPU must stop. Exposed for
+ * unit tests, which feed it crafted kvm_run structures. */
+bool vcpu_handle_exit(struct vcpu *v);
+
+#endif
