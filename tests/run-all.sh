@@ -36,6 +36,9 @@ run_e2e() { # label, vmm binary
 	rm -f "$log"
 }
 
+# The stock-kernel tests need Debian's cloud kernel (fetched once, cached).
+scripts/fetch-kernel.sh || { echo "run-all: cannot fetch the stock kernel"; exit 1; }
+
 run_unit normal build
 run_unit asan build-asan
 run_e2e normal ./vmm

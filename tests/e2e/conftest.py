@@ -18,7 +18,8 @@ def root():
 
 @pytest.fixture(scope="session")
 def vmm_bin():
-    path = pathlib.Path(os.environ.get("VMM", ROOT / "vmm"))
+    # Absolute: a bare "vmm" would be looked up in PATH by exec.
+    path = pathlib.Path(os.environ.get("VMM", ROOT / "vmm")).resolve()
     assert path.exists(), f"{path} not built: run make"
     return path
 
