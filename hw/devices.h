@@ -1,6 +1,7 @@
 /*
- * Legacy platform devices: 8250 UART (COM1), i8042 (reset only), and the
- * isa-debug-exit port. Each keeps all of its guest-visible state in one
+ * Legacy platform devices: a 16550A UART (COM1), the i8042 keyboard
+ * controller (no keyboard or mouse attached; its reset line ends the VM),
+ * and the isa-debug-exit port. Each keeps all of its guest-visible state in one
  * plain struct (struct *_state) so a snapshot can save it later.
  */
 #ifndef VMM_HW_DEVICES_H
@@ -24,7 +25,7 @@
 struct console *console_open(const struct vm_config *cfg);
 int console_out_fd(const struct console *c);
 int console_in_fd(const struct console *c); /* -1: no input */
-void console_close(struct console *c);       /* restores the tty */
+void console_close(struct console *c);	    /* restores the tty */
 /* True when input comes from a terminal in raw mode: the serial then
  * interprets "Ctrl-A x" (stop the VMM) and "Ctrl-A Ctrl-A" (send Ctrl-A). */
 bool console_in_is_tty(const struct console *c);
@@ -42,17 +43,17 @@ void serial_destroy(struct serial *s);
 /* Everything the guest can observe about the UART; plain data, no
  * pointers, so it can be saved and restored as is. */
 struct serial_state {
-	uint8_t ier;   /* interrupt enable (low 4 bits) */
-	uint8_t lcr;   /* line control; bit 7 is DLAB */
-	uint8_t mcr;   /* modem control (low 5 bits) */
-	uint8_t lsr_err; /* latched line-status errors (OE/PE/FE/BI) */
-	uint8_t msr;   /* modem status, inputs (7:4) and deltas (3:0) */
-	uint8_t scr;   /* scratch */
-	uint8_t dll, dlm; /* divisor latch */
-	uint8_t fcr;   /* FIFO control as last programmed (enable, DMA, trigger) */
+	uint8_t ier;	      /* interrupt enable (low 4 bits) */
+	uint8_t lcr;	      /* line control; bit 7 is DLAB */
+	uint8_t mcr;	      /* modem control (low 5 bits) */
+	uint8_t lsr_err;      /* latched line-status errors (OE/PE/FE/BI) */
+	uint8_t msr;	      /* modem status, inputs (7:4) and deltas (3:0) */
+	uint8_t scr;	      /* scratch */
+	uint8_t dll, dlm;     /* divisor latch */
+	uint8_t fcr;	      /* FIFO control as last programmed (enable, DMA, trigger) */
 	uint8_t thr_ipending; /* THR-empty interrupt condition latched */
-	uint8_t rbr;   /* last byte handed to the guest */
-	uint8_t irq_level; /* level currently driven on COM1_IRQ */
+	uint8_t rbr;	      /* last byte handed to the guest */
+	uint8_t irq_level;    /* level currently driven on COM1_IRQ */
 	uint8_t rx_head, rx_count;
 	uint8_t rx_fifo[SERIAL_FIFO_SIZE];
 };
@@ -66,10 +67,10 @@ struct i8042 *i8042_create(struct vm *vm);
 void i8042_destroy(struct i8042 *k);
 
 struct i8042_state {
-	uint8_t ctr;         /* controller configuration ("command") byte */
+	uint8_t ctr;	     /* controller configuration ("command") byte */
 	uint8_t outport;     /* output port (bit 0: CPU reset line, bit 1: A20) */
-	uint8_t status;      /* status register bits other than OBF/IBF/A2 */
-	uint8_t obf;         /* output buffer full */
+	uint8_t status;	     /* status register bits other than OBF/IBF/A2 */
+	uint8_t obf;	     /* output buffer full */
 	uint8_t out_data;    /* output buffer (last value stays readable) */
 	uint8_t out_irq;     /* output buffer holds port data that interrupts */
 	uint8_t pending_cmd; /* command waiting for its data byte, 0: none */
