@@ -53,9 +53,13 @@ guest:
 setup:
 	@scripts/setup.sh
 
+# The main job: by default boot the bundled test guest's hello test.
+# Another kernel: make run KERNEL=path/to/vmlinux CMDLINE="console=ttyS0 ..."
+KERNEL ?= tests/guest/out/guest.elf
+CMDLINE ?= guest.test=hello
 run: setup
 	@$(MAKE) --no-print-directory all
-	./vmm --kernel tests/guest/out/guest.elf --cmdline "guest.test=hello" --debug-exit
+	./vmm --kernel "$(KERNEL)" --cmdline "$(CMDLINE)" --debug-exit
 
 unit: $(UNIT_BINS)
 	@tests/run-unit.sh normal $(UNIT_BINS)
