@@ -112,6 +112,31 @@ static int vm_ioctl(struct vm *vm, unsigned long req, const char *name, unsigned
 	return 0;
 }
 
+/*
+ * Leave the 8259 pair as firmware would: initialised, vectors 0x20/0x28 and
+ * every line masked but the cascade. KVM's reset state is uninitialised
+ * with vector base 0 and nothing masked, and a guest that never programs
+ * the PIC (a hardware-reduced ACPI Linux uses the IOAPIC only) would then
+ * see a legacy IRQ arrive through LINT0's ExtINT as CPU exception 0-15.
+ */
+static int init_pic(struct vm *vm, unsigned chip_id, uint8_t irq_base, uint8_t imr)
+{
+	struct kvm_irqchip chip = { .chip_id = chip_id };
+	if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0) {
+		vmm_perr("KVM_GET_IRQCHIP");
+		return VMM_EXIT_RESOURCE;
+	}
+	chip.chip.pic.irq_base = irq_base;
+	chip.chip.pic.imr = imr;
+	chip.chip.pic.init_state = 0; /* initialisation sequence complete */
+	chip.chip.pic.init4 = 1;      /* ICW4 given: 8086 mode */
+	if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0) {
+		vmm_perr("KVM_SET_IRQCHIP");
+		return VMM_EXIT_RESOURCE;
+	}
+	return 0;
+}
+
 int kvm_create_vm(struct vm *vm)
 {
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
@@ -133,6 +158,10 @@ int kvm_create_vm(struct vm *vm)
 		rc = vm_ioctl(vm, KVM_SET_TSS_ADDR, "KVM_SET_TSS_ADDR", KVM_TSS_ADDR);
 	if (!rc)
 		rc = vm_ioctl(vm, KVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP", 0);
+	if (!rc)
+		rc = init_pic(vm, KVM_IRQCHIP_PIC_MASTER, PIC_MASTER_VECTOR_BASE, PIC_MASTER_IMR);
+	if (!rc)
+		rc = init_pic(vm, KVM_IRQCHIP_PIC_SLAVE, PIC_SLAVE_VECTOR_BASE, PIC_SLAVE_IMR);
 	if (rc)
 		return rc;
 	/* The speaker port (0x61) is emulated in the kernel with the PIT, which

@@ -11,6 +11,12 @@
  * set (for tests and unusual hosts). */
 int kvm_open_checked(unsigned ncpus, int *fd);
 
+/* The 8259 state the VM starts with (see kvm.c). */
+#define PIC_MASTER_VECTOR_BASE 0x20
+#define PIC_SLAVE_VECTOR_BASE 0x28
+#define PIC_MASTER_IMR 0xfb /* all masked but IRQ2, the cascade */
+#define PIC_SLAVE_IMR 0xff
+
 /* Create the VM: in-kernel irqchip and PIT, TSS and identity-map pages.
  * Returns 0 or an enum vmm_exit status with a message printed. */
 int kvm_create_vm(struct vm *vm);

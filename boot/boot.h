@@ -17,10 +17,21 @@
 
 enum boot_protocol { BOOT_LINUX64, BOOT_PVH };
 
+/* A memory-mapped device the guest's firmware tables must describe (a
+ * virtio-mmio window): a hardware-reduced ACPI guest maps a device's GSI
+ * only when the DSDT lists it. */
+struct boot_mmio_dev {
+	uint64_t base; /* must end at or below 4 GiB */
+	uint64_t size;
+	uint32_t gsi;
+};
+
 struct boot_request {
 	const char *kernel_path;
 	const char *initrd_path; /* NULL: none */
 	const char *cmdline;     /* final command line, device announcements included */
+	const struct boot_mmio_dev *mmio_devs;
+	unsigned n_mmio_devs;
 };
 
 struct boot_setup {
@@ -31,8 +42,8 @@ struct boot_setup {
 };
 
 /* Load kernel + initrd into vm->mem and write every boot structure (zero
- * page or start_info, e820/memmap, command line, MP table, page tables and
- * GDT where the protocol needs them). Returns 0, or -1 with a one-line
+ * page or start_info, e820/memmap, command line, MP table, ACPI tables,
+ * page tables and GDT where the protocol needs them). Returns 0, or -1 with a one-line
  * message already printed that names the file and the problem. */
 int boot_load(struct vm *vm, const struct boot_request *req, struct boot_setup *out);
 

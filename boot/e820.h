@@ -19,7 +19,7 @@ struct e820_range {
 
 /* Fill `out` (room for `max` entries) with the map of `m`, sorted and
  * non-overlapping:
- *   RAM [0, 0x9fc00), reserved [0x9fc00, 0xa0000), reserved [0xf0000, 1 MiB),
+ *   RAM [0, 0x9fc00), reserved [0x9fc00, 0xa0000), reserved [0xe0000, 1 MiB),
  *   RAM [1 MiB, low_size), RAM [4 GiB, 4 GiB + high_size).
  * Ranges are clipped to the RAM that exists. Returns the number of entries
  * (never more than max). */

@@ -9,8 +9,11 @@
  *   0x09000  PML4, 0xA000 PDPT, 0xB000-0xEFFF four PDs (2 MiB pages, 0-4 GiB)
  *   0x20000  kernel command line (up to 64 KiB including the NUL)
  *   0x9fc00  MP floating pointer (last KiB of base memory, e820-reserved)
- *   0xf0000  MP configuration table (BIOS area, e820-reserved): it does not
- *            fit in the 1 KiB at 0x9fc00 with 64 vCPUs
+ *   0xe0000  ACPI: RSDP, then RSDT, XSDT, FADT, MADT, DSDT (up to 4 KiB;
+ *            the guest also finds the RSDP by scanning 0xe0000-0xfffff)
+ *   0xf0000  MP configuration table: it does not fit in the 1 KiB at
+ *            0x9fc00 with 64 vCPUs
+ * 0xe0000 up to 1 MiB (the BIOS area) is e820-reserved.
  */
 #ifndef VMM_BOOT_LAYOUT_H
 #define VMM_BOOT_LAYOUT_H
@@ -27,11 +30,13 @@
 #define BOOT_CMDLINE_MAX 0x10000ULL /* bytes, NUL included */
 #define BOOT_MPF_ADDR 0x9fc00ULL
 #define BOOT_MPC_ADDR 0xf0000ULL
+#define BOOT_ACPI_ADDR 0xe0000ULL
+#define BOOT_ACPI_END 0xf0000ULL /* = BOOT_MPC_ADDR */
 
 /* e820 landmarks */
 #define BOOT_EBDA_START 0x9fc00ULL
 #define BOOT_VGA_START 0xa0000ULL
-#define BOOT_BIOS_START 0xf0000ULL
+#define BOOT_BIOS_START 0xe0000ULL
 #define BOOT_HIGH_START 0x100000ULL
 
 /* Everything below this belongs to the boot structures. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../log.h"
+#include "acpi.h"
 #include "boot.h"
 #include "bzimage.h"
 #include "elf.h"
@@ -138,7 +139,8 @@ static int write_cmdline(struct guest_mem *m, const char *path, const char *cmdl
 }
 
 static uint64_t write_zeropage(struct guest_mem *m, const uint8_t *buf, size_t len,
-			       const struct kernel_image *k, uint64_t initrd, uint64_t initrd_size)
+			       const struct kernel_image *k, uint64_t initrd, uint64_t initrd_size,
+			       uint64_t rsdp)
 {
 	struct boot_params *bp = malloc(sizeof(*bp));
 	uint64_t gpa = 0;
@@ -153,6 +155,7 @@ static uint64_t write_zeropage(struct guest_mem *m, const uint8_t *buf, size_t l
 	}
 	zeropage_set_loader_fields(bp, BOOT_CMDLINE_ADDR, initrd, initrd_size);
 	zeropage_set_e820(bp, m);
+	bp->acpi_rsdp_addr = rsdp;
 	if (guest_write(m, BOOT_ZEROPAGE_ADDR, bp, sizeof(*bp)))
 		gpa = BOOT_ZEROPAGE_ADDR;
 	free(bp);
@@ -169,17 +172,19 @@ static unsigned boot_ncpus(const struct vm *vm)
 	return 1;
 }
 
-static int write_structures(struct vm *vm, const uint8_t *buf, size_t len,
-			    const struct kernel_image *k, uint64_t initrd, uint64_t initrd_size,
-			    struct boot_setup *out)
+static int write_structures(struct vm *vm, const struct boot_request *req, const uint8_t *buf,
+			    size_t len, const struct kernel_image *k, uint64_t initrd,
+			    uint64_t initrd_size, struct boot_setup *out)
 {
 	struct guest_mem *m = &vm->mem;
 	unsigned ncpus = boot_ncpus(vm);
+	/* The DSDT lists the caller's MMIO windows. */
+	uint64_t rsdp = acpi_write(m, ncpus, req->mmio_devs, req->n_mmio_devs);
 	if (k->protocol == BOOT_PVH)
-		out->info_gpa = pvh_write(m, BOOT_CMDLINE_ADDR, initrd, initrd_size);
+		out->info_gpa = pvh_write_acpi(m, BOOT_CMDLINE_ADDR, initrd, initrd_size, rsdp);
 	else
-		out->info_gpa = write_zeropage(m, buf, len, k, initrd, initrd_size);
-	if (!out->info_gpa || mptable_write(m, ncpus) < 0 || x86_write_gdt(m) < 0 ||
+		out->info_gpa = write_zeropage(m, buf, len, k, initrd, initrd_size, rsdp);
+	if (!rsdp || !out->info_gpa || mptable_write(m, ncpus) < 0 || x86_write_gdt(m) < 0 ||
 	    (k->protocol == BOOT_LINUX64 && x86_write_page_tables(m) < 0)) {
 		vmm_err("cannot write the boot structures below 1 MiB (guest RAM %llu MiB, "
 			"%u vCPUs)",
@@ -213,7 +218,7 @@ int boot_load(struct vm *vm, const struct boot_request *req, struct boot_setup *
 	if (req->initrd_path && initrd_load(&vm->mem, req->initrd_path, k.initrd_addr_max, k.start,
 					    k.end, &initrd, &initrd_size) < 0)
 		goto out;
-	rc = write_structures(vm, buf, len, &k, initrd, initrd_size, out);
+	rc = write_structures(vm, req, buf, len, &k, initrd, initrd_size, out);
 out:
 	free(buf);
 	return rc;

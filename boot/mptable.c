@@ -1,4 +1,5 @@
 #include "mptable.h"
+#include "checksum.h"
 
 #include <string.h>
 
@@ -17,15 +18,6 @@ _Static_assert(BOOT_MPC_ADDR + MPC_MAX_SIZE <= BOOT_HIGH_START, "MP table fits t
 #define MP_CPU_FEATURES 0x201  /* FPU, APIC */
 #define MP_ISA_BUS_ID 0
 #define MP_ALL_LAPICS 0xff
-
-uint8_t mp_checksum(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	uint8_t sum = 0;
-	for (size_t i = 0; i < len; i++)
-		sum += b[i];
-	return (uint8_t)(0u - sum);
-}
 
 struct mpc_writer {
 	uint8_t *buf;
@@ -124,7 +116,7 @@ static void fill_mpf(struct mpf_intel *f, uint32_t mpc_addr)
 	f->specification = MP_SPEC_REV;
 	/* feature[0] = 0: a config table is present; feature[1] bit 7 = 0:
 	 * virtual wire mode, no IMCR. */
-	f->checksum = mp_checksum(f, sizeof(*f));
+	f->checksum = boot_checksum8(f, sizeof(*f));
 }
 
 int mptable_build(struct mptable *t, unsigned ncpus, uint32_t mpc_addr)
@@ -142,7 +134,7 @@ int mptable_build(struct mptable *t, unsigned ncpus, uint32_t mpc_addr)
 	struct mpc_table h = {0};
 	fill_header(&h, w.len, w.count);
 	memcpy(t->mpc, &h, sizeof(h));
-	t->mpc[offsetof(struct mpc_table, checksum)] = mp_checksum(t->mpc, w.len);
+	t->mpc[offsetof(struct mpc_table, checksum)] = boot_checksum8(t->mpc, w.len);
 	t->mpc_len = w.len;
 	t->entries = w.count;
 	fill_mpf(&t->mpf, mpc_addr);

@@ -110,8 +110,6 @@ struct mptable {
 	unsigned entries;
 };
 
-/* Byte that makes `len` bytes at p (with it in place of 0) sum to 0. */
-uint8_t mp_checksum(const void *p, size_t len);
 
 /* Build both tables for ncpus (1..MPTABLE_MAX_CPUS), the config table to
  * live at guest address mpc_addr. Returns 0, or -1 for a bad ncpus. */

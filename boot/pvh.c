@@ -7,6 +7,7 @@
 #include "layout.h"
 
 _Static_assert(sizeof(struct hvm_start_info) == 56, "hvm_start_info v1 size");
+_Static_assert(offsetof(struct hvm_start_info, rsdp_paddr) == 32, "rsdp_paddr offset");
 _Static_assert(offsetof(struct hvm_start_info, memmap_paddr) == 40, "memmap_paddr offset");
 _Static_assert(sizeof(struct hvm_modlist_entry) == 32, "modlist entry size");
 _Static_assert(sizeof(struct hvm_memmap_table_entry) == 24, "memmap entry size");
@@ -46,12 +47,19 @@ void pvh_build(struct pvh_info *p, uint64_t base, const struct guest_mem *m, uin
 	}
 }
 
-uint64_t pvh_write(struct guest_mem *m, uint64_t cmdline_gpa, uint64_t initrd_gpa,
-		   uint64_t initrd_size)
+uint64_t pvh_write_acpi(struct guest_mem *m, uint64_t cmdline_gpa, uint64_t initrd_gpa,
+			uint64_t initrd_size, uint64_t rsdp_gpa)
 {
 	struct pvh_info p;
 	pvh_build(&p, BOOT_PVH_INFO_ADDR, m, cmdline_gpa, initrd_gpa, initrd_size);
+	p.start.rsdp_paddr = rsdp_gpa;
 	if (!guest_write(m, BOOT_PVH_INFO_ADDR, &p, sizeof(p)))
 		return 0;
 	return BOOT_PVH_INFO_ADDR;
+}
+
+uint64_t pvh_write(struct guest_mem *m, uint64_t cmdline_gpa, uint64_t initrd_gpa,
+		   uint64_t initrd_size)
+{
+	return pvh_write_acpi(m, cmdline_gpa, initrd_gpa, initrd_size, 0);
 }

@@ -55,8 +55,12 @@ struct pvh_info {
 void pvh_build(struct pvh_info *p, uint64_t base, const struct guest_mem *m, uint64_t cmdline_gpa,
 	       uint64_t initrd_gpa, uint64_t initrd_size);
 
-/* pvh_build at BOOT_PVH_INFO_ADDR and write it to guest RAM. Returns the
- * start_info address, or 0 if it does not fit. */
+/* pvh_build at BOOT_PVH_INFO_ADDR, rsdp_paddr = rsdp_gpa (0: no ACPI
+ * tables), and write it to guest RAM. Returns the start_info address, or 0
+ * if it does not fit. */
+uint64_t pvh_write_acpi(struct guest_mem *m, uint64_t cmdline_gpa, uint64_t initrd_gpa,
+			uint64_t initrd_size, uint64_t rsdp_gpa);
+/* The same without ACPI tables. */
 uint64_t pvh_write(struct guest_mem *m, uint64_t cmdline_gpa, uint64_t initrd_gpa,
 		   uint64_t initrd_size);
 

@@ -9,7 +9,11 @@ far; we check what it prints early, which is what the VMM controls:
     virtio_mmio.device= entries after it, nothing else),
   - the e820 map the kernel received ("BIOS-e820: [mem a-b] type"), equal
     to the VMM's layout for --mem,
-  - kvm-clock being picked up (the VMM's CPUID exposes the KVM leaves).
+  - kvm-clock being picked up (the VMM's CPUID exposes the KVM leaves),
+  - the ACPI tables (boot/acpi.c) found at 0xE0000, the MADT used for SMP
+    configuration (this kernel has no CONFIG_X86_MPPARSE, so without it
+    the MP table is ignored and only one CPU is seen) and every --cpus vCPU
+    counted ("smpboot: Allowing N CPUs").
 Then the VM is stopped with SIGTERM and must exit promptly with status 16.
 
 Output is streamed (the test does not wait for the VMM to exit); every wait
@@ -42,9 +46,15 @@ GIB = 1 << 30
 
 PRINTK_TS = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 E820_LINE = re.compile(r"^BIOS-e820: \[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\] (.+)$")
-# Lines the kernel prints after kvmclock_init() in setup_arch(): seeing one
-# without kvm-clock means kvm-clock is not coming, so stop waiting.
-AFTER_KVMCLOCK = ("tsc: Detected", "last_pfn =", "Zone ranges:", "Kernel command line:")
+# The last marker: setup_arch() prints it after the ACPI tables, the MADT
+# and kvm-clock. "Kernel command line:" comes after setup_arch(): seeing it
+# means the marker is not coming, so stop waiting.
+LAST_MARKER = "smpboot: Allowing "
+AFTER_SETUP_ARCH = "Kernel command line:"
+# "ACPI: XSDT 0x00000000000E0200 000034 (v01 VMM    MICROVM  00000001 VMM  00000001)"
+ACPI_TABLE_LINE = re.compile(r"^ACPI: (\w{4}) 0x([0-9A-F]{16}) ([0-9A-F]{6}) "
+                             r"\(v(\d\d) VMM    MICROVM  00000001 VMM  00000001\)$")
+ACPI_REGION = (0xE0000, 0xF0000)
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +119,7 @@ def expected_e820(mem_mib, pvh=False):
     ranges = [
         (0, 0x9FC00, "usable"),
         (0x9FC00, 0xA0000, "reserved"),
-        (0xF0000, 0x100000, "reserved"),
+        (0xE0000, 0x100000, "reserved"),  # ACPI tables, MP table
         (0x100000, low, "usable"),
     ]
     if mem > 3 * GIB:
@@ -194,17 +204,17 @@ def _poll_file(path, log, proc):
 
 
 def _done(log):
-    """All markers seen (the kvm-clock clocksource comes last of them), or a
-    line proving kvm-clock will not come."""
+    """All markers seen (the smpboot line comes last of them), or a line
+    proving it will not come."""
     for _, text, _ in log.lines:
-        if text.startswith("clocksource: kvm-clock") or text.startswith(AFTER_KVMCLOCK):
+        if text.startswith(LAST_MARKER) or text.startswith(AFTER_SETUP_ARCH):
             return True
     return False
 
 
-def boot_and_stop(vmm_bin, kernel, mem_mib, cmdline, console_file, timeout):
+def boot_and_stop(vmm_bin, kernel, mem_mib, cpus, cmdline, console_file, timeout):
     args = [str(vmm_bin), "--kernel", str(kernel), "--mem", str(mem_mib),
-            "--cmdline", cmdline]
+            "--cpus", str(cpus), "--cmdline", cmdline]
     if console_file:
         args += ["--console", "file:" + str(console_file)]
     else:
@@ -259,25 +269,65 @@ def boot_and_stop(vmm_bin, kernel, mem_mib, cmdline, console_file, timeout):
     }
 
 
+def check_acpi(log, cpus, context):
+    """The kernel found our ACPI tables and took the CPUs from the MADT."""
+    def line(prefix):
+        found = log.first(lambda s: s.startswith(prefix))
+        return found[1] if found else None
+
+    rsdp = line("ACPI: RSDP ")
+    assert rsdp == "ACPI: RSDP 0x00000000000E0000 000024 (v02 VMM   )", (
+        f"RSDP: {rsdp!r}" + context())
+    tables = {}
+    for _, text, _ in log.lines:
+        m = ACPI_TABLE_LINE.match(text)
+        if m:
+            tables[m.group(1)] = (int(m.group(2), 16), int(m.group(3), 16), m.group(4))
+    # The RSDT is there too, but a revision-2 RSDP makes Linux use the XSDT.
+    assert sorted(tables) == ["APIC", "DSDT", "FACP", "XSDT"], f"tables {tables}" + context()
+    for sig, rev in (("XSDT", "01"), ("FACP", "06"), ("DSDT", "02"), ("APIC", "05")):
+        addr, length, got = tables[sig]
+        assert got == rev, f"{sig} revision {got}, want {rev}" + context()
+        assert ACPI_REGION[0] <= addr and addr + length <= ACPI_REGION[1], (
+            f"{sig} at {addr:#x}+{length:#x}, outside the ACPI region" + context())
+    assert tables["FACP"][1] == 0x114, context()  # revision 6: 276 bytes
+    # header + flags, a Local APIC per CPU, the IOAPIC, the LINT1 NMI; no
+    # Interrupt Source Override while ISA IRQ n is GSI n (MPTABLE_IRQ0_PIN 0).
+    assert tables["APIC"][1] == 44 + 8 * cpus + 12 + 6, context()
+
+    assert line("ACPI: LAPIC_NMI (acpi_id[0xff] high edge lint[0x1])"), context()
+    ioapic = f"IOAPIC[0]: apic_id {cpus}, version 17, address 0xfec00000, GSI 0-23"
+    assert line(ioapic), f"no {ioapic!r}" + context()
+    assert line("ACPI: Using ACPI (MADT) for SMP configuration information"), context()
+    smp = f"smpboot: Allowing {cpus} CPUs, 0 hotplug CPUs"
+    assert line(smp), f"no {smp!r}" + context()
+    complaints = [text for _, text, _ in log.lines
+                  if "ACPI BIOS" in text or "ACPI Error" in text or "ACPI Warning" in text]
+    assert not complaints, f"ACPI complained: {complaints}" + context()
+
+
 CASES = [
-    # id, image, --mem, console to a file (else stdout)
-    pytest.param("vmlinux", 256, False, id="vmlinux-256M-stdio"),
-    pytest.param("bzImage", 256, True, id="bzImage-256M-file"),
+    # id, image, --mem, --cpus, console to a file (else stdout)
+    pytest.param("vmlinux", 256, 1, False, id="vmlinux-256M-stdio"),
+    pytest.param("bzImage", 256, 1, True, id="bzImage-256M-file"),
     # RAM above 4 GiB: 3 GiB below the hole, 512 MiB above.
-    pytest.param("vmlinux", 3584, True, id="vmlinux-3584M-file"),
+    pytest.param("vmlinux", 3584, 1, True, id="vmlinux-3584M-file"),
+    # SMP: only the MADT can tell this kernel about the second CPU.
+    pytest.param("vmlinux", 256, 2, False, id="vmlinux-256M-2cpus-stdio"),
 ]
 
 
-@pytest.mark.parametrize("image,mem_mib,to_file", CASES)
+@pytest.mark.parametrize("image,mem_mib,cpus,to_file", CASES)
 def test_stock_kernel_early_boot(vmm_bin, stock_kernel, tmp_path, record_property,
-                                 image, mem_mib, to_file):
+                                 image, mem_mib, cpus, to_file):
     token = "vmm.e2e_token=" + uuid.uuid4().hex
     cmdline = (f"console=ttyS0 earlyprintk=ttyS0 {token} vmm.quoted=\"a b\" "
                "reboot=k panic=-1")
     timeout = BZIMAGE_TIMEOUT if image == "bzImage" else VMLINUX_TIMEOUT
     console_file = tmp_path / "serial.log" if to_file else None
 
-    r = boot_and_stop(vmm_bin, stock_kernel[image], mem_mib, cmdline, console_file, timeout)
+    r = boot_and_stop(vmm_bin, stock_kernel[image], mem_mib, cpus, cmdline, console_file,
+                      timeout)
     log = r["log"]
 
     def context():
@@ -287,9 +337,11 @@ def test_stock_kernel_early_boot(vmm_bin, stock_kernel, tmp_path, record_propert
 
     banner = log.first(lambda s: s.startswith("Linux version "))
     kvmclock = log.first(lambda s: s.startswith("clocksource: kvm-clock"))
-    timing = (f"{image} --mem {mem_mib}: banner after "
+    smpboot = log.first(lambda s: s.startswith(LAST_MARKER))
+    timing = (f"{image} --mem {mem_mib} --cpus {cpus}: banner after "
               f"{banner[0]:.2f}s" if banner else f"{image}: no banner")
     timing += (f", kvm-clock after {kvmclock[0]:.2f}s" if kvmclock else ", no kvm-clock")
+    timing += (f", smpboot after {smpboot[0]:.2f}s" if smpboot else ", no smpboot line")
     timing += (f", SIGTERM->exit {r['stop_wall']:.3f}s" if r["stop_wall"] is not None else "")
     print("\n" + timing)
     record_property("timing", timing)
@@ -343,3 +395,6 @@ def test_stock_kernel_early_boot(vmm_bin, stock_kernel, tmp_path, record_propert
         "kernel did not pick up kvm-clock" + context())
     assert kvmclock, "kvm-clock clocksource not registered" + context()
     assert log.first(lambda s: s.startswith("Hypervisor detected: KVM")), context()
+
+    # ACPI: tables, MADT, CPU count.
+    check_acpi(log, cpus, context)

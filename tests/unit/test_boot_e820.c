@@ -49,7 +49,7 @@ static void common_low(const struct e820_range *r)
 {
 	expect(&r[0], 0, 0x9fc00, E820_TYPE_RAM);
 	expect(&r[1], 0x9fc00, 0xa0000, E820_TYPE_RESERVED);
-	expect(&r[2], 0xf0000, 0x100000, E820_TYPE_RESERVED);
+	expect(&r[2], 0xe0000, 0x100000, E820_TYPE_RESERVED); /* ACPI tables, MP table */
 }
 
 static void test_64m(void **state)

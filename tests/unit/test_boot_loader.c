@@ -63,7 +63,7 @@ static int teardown(void **state)
 /* Run boot_load with stderr captured into errbuf. */
 static int load(const char *kernel, const char *initrd, const char *cmdline, struct boot_setup *out)
 {
-	struct boot_request req = {kernel, initrd, cmdline};
+	struct boot_request req = {.kernel_path = kernel, .initrd_path = initrd, .cmdline = cmdline};
 	fflush(stderr);
 	int saved = dup(2);
 	FILE *f = tmpfile();

@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include "boot/checksum.h"
+
 #include "boot/layout.h"
 #include "boot/mptable.h"
 #include "mem.h"
@@ -160,7 +162,7 @@ static void test_checksum_helper(void **state)
 {
 	(void)state;
 	uint8_t b[5] = {1, 2, 3, 0, 250};
-	b[3] = mp_checksum(b, sizeof(b));
+	b[3] = boot_checksum8(b, sizeof(b));
 	assert_int_equal(sum(b, sizeof(b)), 0);
 }
 
