@@ -16,7 +16,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 CFLAGS ?=
 CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
-LDLIBS := -pthread
+LDLIBS := -pthread -luring
 
 # Everything but main() goes into a library so unit tests link the real code.
 LIB_SRCS := $(filter-out vmm.c,$(wildcard *.c)) $(wildcard boot/*.c hw/*.c virtio/*.c)
@@ -24,7 +24,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all vmm guest run test unit e2e asan clean setup format
+.PHONY: all vmm guest run test unit e2e asan fuzz clean setup format
 all: vmm guest
 
 vmm: $(BUILD)/vmm
@@ -71,11 +71,28 @@ test: setup
 	@$(MAKE) --no-print-directory all asan $(UNIT_BINS)
 	@tests/run-all.sh
 
+# libFuzzer smoke run over the checked-in seeds (new finds go to
+# build-fuzz/corpus, never into the seeds): FUZZ_SECS bounds it.
+FUZZ_CC ?= clang
+FUZZ_SECS ?= 30
+FUZZ_SRCS := tests/fuzz/fuzz_virtqueue.c mem.c log.c virtio/virtqueue.c virtio/blk_req.c
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+build-fuzz/fuzz_virtqueue: $(FUZZ_SRCS) $(wildcard virtio/*.h) mem.h log.h
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS)
+
+fuzz: build-fuzz/fuzz_virtqueue
+	@mkdir -p build-fuzz/corpus
+	build-fuzz/fuzz_virtqueue -max_total_time=$(FUZZ_SECS) -timeout=10 -print_final_stats=1 \
+		build-fuzz/corpus tests/fuzz/corpus/virtqueue
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan vmm
+	rm -rf build build-asan build-fuzz vmm
 	$(MAKE) -C tests/guest clean
 
 -include $(LIB_OBJS:.o=.d) $(BUILD)/vmm.d

@@ -29,14 +29,21 @@ void cli_usage(FILE *out)
 		"  --console KIND       stdio (default), file:PATH or none\n"
 		"  --debug-exit         enable the isa-debug-exit port 0xf4: a guest write of V\n"
 		"                       makes the VMM exit with status (V << 1) | 1\n"
+		"  --disk " DISK_SYNTAX "\n"
+		"                       a raw image as a virtio-blk disk (repeatable, up to %d);\n"
+		"                       ro: read-only; serial: GET_ID string (up to %d chars);\n"
+		"                       cache=unsafe skips flushes; engine: default io_uring,\n"
+		"                       falling back to sync where io_uring is unavailable\n"
 		"  --help               show this help\n"
 		"  --version            show the version\n"
 		"\n"
 		"Exit status: the guest's debug-exit status (odd), 0 when the guest reboots,\n"
 		"or an even VMM error status: 2 usage, 4 no /dev/kvm, 6 /dev/kvm permission,\n"
 		"8 KVM capability missing, 10 bad kernel or initrd, 12 out of resources,\n"
-		"14 guest crashed, 16 stopped by a signal, 18 internal error.\n",
-		MIN_MEM_MIB, MAX_MEM_MIB, DEFAULT_MEM_MIB, VMM_MAX_CPUS);
+		"14 guest crashed, 16 stopped by a signal, 18 internal error,\n"
+		"20 a disk image is missing, unreadable or locked.\n",
+		MIN_MEM_MIB, MAX_MEM_MIB, DEFAULT_MEM_MIB, VMM_MAX_CPUS, VMM_MAX_DISKS,
+		VMM_DISK_SERIAL_MAX);
 }
 
 /* Strict unsigned decimal: digits only, no sign, no overflow, in range. */
@@ -71,13 +78,105 @@ static bool parse_console(const char *s, struct vm_config *cfg)
 	return true;
 }
 
+/* A GET_ID string: printable ASCII, and no comma (it separates options). */
+static bool valid_serial(const char *s, size_t len)
+{
+	if (len == 0 || len > VMM_DISK_SERIAL_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* One ",option" of --disk (opt is len bytes, not terminated). Returns
+ * false with the reason in why. */
+static bool apply_disk_option(const char *opt, size_t len, struct disk_config *d, char *why,
+			      size_t why_size)
+{
+#define IS(lit) (len == sizeof(lit) - 1 && memcmp(opt, lit, len) == 0)
+#define VALUE_OF(key) (len >= sizeof(key) - 1 && memcmp(opt, key, sizeof(key) - 1) == 0)
+	const size_t klen_serial = sizeof("serial=") - 1;
+	if (IS("ro")) {
+		d->ro = true;
+	} else if (IS("cache=unsafe")) {
+		d->cache = DISK_CACHE_UNSAFE;
+	} else if (IS("cache=writeback")) {
+		d->cache = DISK_CACHE_WRITEBACK;
+	} else if (IS("engine=sync")) {
+		d->engine = DISK_ENGINE_SYNC;
+	} else if (IS("engine=io_uring")) {
+		d->engine = DISK_ENGINE_IO_URING;
+	} else if (VALUE_OF("serial=") && valid_serial(opt + klen_serial, len - klen_serial)) {
+		memset(d->serial, 0, sizeof(d->serial));
+		memcpy(d->serial, opt + klen_serial, len - klen_serial);
+	} else if (VALUE_OF("serial=")) {
+		snprintf(why, why_size, "serial must be 1..%d printable characters",
+			 VMM_DISK_SERIAL_MAX);
+		return false;
+	} else if (VALUE_OF("cache=") || VALUE_OF("engine=")) {
+		snprintf(why, why_size, "bad value in '%.*s'", (int)len, opt);
+		return false;
+	} else {
+		snprintf(why, why_size, "unknown option '%.*s'", (int)len, opt);
+		return false;
+	}
+	return true;
+#undef IS
+#undef VALUE_OF
+}
+
+static bool parse_disk_value(const char *arg, struct disk_config *d, char *why, size_t why_size)
+{
+	memset(d, 0, sizeof(*d));
+	size_t plen = strcspn(arg, ",");
+	if (plen == 0) {
+		snprintf(why, why_size, "empty path");
+		return false;
+	}
+	if (plen >= sizeof(d->path)) {
+		snprintf(why, why_size, "path too long");
+		return false;
+	}
+	memcpy(d->path, arg, plen);
+	for (const char *p = arg + plen; *p == ',';) {
+		p++;
+		size_t len = strcspn(p, ",");
+		if (len == 0) {
+			snprintf(why, why_size, "empty option");
+			return false;
+		}
+		if (!apply_disk_option(p, len, d, why, why_size))
+			return false;
+		p += len;
+	}
+	return true;
+}
+
+static bool parse_disk(const char *arg, struct vm_config *cfg, FILE *err)
+{
+	char why[128];
+	if (cfg->ndisks >= VMM_MAX_DISKS) {
+		fprintf(err, "vmm: --disk: too many disks at '%s' (at most %d)\n", arg,
+			VMM_MAX_DISKS);
+		return false;
+	}
+	if (!parse_disk_value(arg, &cfg->disks[cfg->ndisks], why, sizeof(why))) {
+		fprintf(err, "vmm: --disk: invalid value '%s' (%s; expected %s)\n", arg, why,
+			DISK_SYNTAX);
+		return false;
+	}
+	cfg->ndisks++;
+	return true;
+}
+
 static bool nonempty(const char *s)
 {
 	return s && *s;
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_CPUS, OPT_CONSOLE,
-       OPT_DEBUG_EXIT, OPT_HELP, OPT_VERSION };
+       OPT_DEBUG_EXIT, OPT_DISK, OPT_HELP, OPT_VERSION };
 
 static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -87,6 +186,7 @@ static const struct option long_opts[] = {
 	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
+	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ 0, 0, 0, 0 },
@@ -138,6 +238,8 @@ static bool apply_option(int opt, const char *arg, struct vm_config *cfg, FILE *
 	case OPT_DEBUG_EXIT:
 		cfg->debug_exit = true;
 		return true;
+	case OPT_DISK:
+		return parse_disk(arg, cfg, err);
 	default:
 		return false;
 	}

@@ -10,6 +10,7 @@
 #define MIN_MEM_MIB 8
 #define MAX_MEM_MIB (1024 * 1024) /* 1 TiB */
 #define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
+#define DISK_SYNTAX "PATH[,ro][,serial=ID][,cache=unsafe|writeback][,engine=sync|io_uring]"
 
 enum cli_result {
 	CLI_RUN,  /* boot with the parsed configuration */

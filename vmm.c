@@ -20,6 +20,7 @@
 #include "kvm.h"
 #include "log.h"
 #include "vcpu.h"
+#include "virtio/virtio.h"
 #include "vmm.h"
 
 static void on_exit_request(void *opaque, uint32_t events)
@@ -101,7 +102,7 @@ static int setup_devices(struct vm *vm)
 		if (!vm->debug_exit)
 			return VMM_EXIT_RESOURCE;
 	}
-	return 0;
+	return virtio_devices_create(vm);
 }
 
 static int setup_vcpus(struct vm *vm, const struct boot_setup *bs)
@@ -120,12 +121,29 @@ static int setup_vcpus(struct vm *vm, const struct boot_setup *bs)
 static int boot_kernel(struct vm *vm, struct boot_setup *bs)
 {
 	const struct vm_config *cfg = vm->cfg;
+	/* The guest finds its virtio-mmio devices on the command line; an ACPI
+	 * guest also needs them in the DSDT to get their interrupts. */
+	char *cmdline = virtio_cmdline(vm, cfg->cmdline ? cfg->cmdline : DEFAULT_CMDLINE);
+	if (!cmdline) {
+		vmm_err("out of memory building the kernel command line");
+		return VMM_EXIT_RESOURCE;
+	}
+	struct boot_mmio_dev windows[VMM_MAX_VIRTIO];
+	for (unsigned i = 0; i < vm->nvirtio; i++) {
+		unsigned gsi;
+		virtio_device_window(vm, i, &windows[i].base, &windows[i].size, &gsi);
+		windows[i].gsi = gsi;
+	}
 	struct boot_request req = {
 		.kernel_path = cfg->kernel,
 		.initrd_path = cfg->initrd,
-		.cmdline = cfg->cmdline ? cfg->cmdline : DEFAULT_CMDLINE,
+		.cmdline = cmdline,
+		.mmio_devs = windows,
+		.n_mmio_devs = vm->nvirtio,
 	};
-	return boot_load(vm, &req, bs) < 0 ? VMM_EXIT_BOOT_IMAGE : 0;
+	int rc = boot_load(vm, &req, bs) < 0 ? VMM_EXIT_BOOT_IMAGE : 0;
+	free(cmdline);
+	return rc;
 }
 
 /* Build everything; returns 0 or the status to exit with. */
@@ -161,6 +179,7 @@ static void vm_teardown(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
+	virtio_devices_destroy(vm); /* before RAM goes: I/O may be in flight */
 	if (vm->debug_exit)
 		debug_exit_destroy(vm->debug_exit);
 	if (vm->i8042)

@@ -33,9 +33,27 @@ enum vmm_exit {
 	VMM_EXIT_GUEST_CRASH = 14, /* triple fault, failed entry, KVM internal error */
 	VMM_EXIT_SIGNAL = 16,      /* stopped by SIGINT, SIGTERM or SIGHUP */
 	VMM_EXIT_INTERNAL = 18,    /* a VMM bug or an unexpected KVM error */
+	VMM_EXIT_DISK = 20,        /* a disk image is missing, unreadable or locked */
 };
 
 enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
+
+#define VMM_MAX_DISKS 8
+#define VMM_DISK_PATH_MAX 4096
+#define VMM_DISK_SERIAL_MAX 20 /* virtio-blk GET_ID returns 20 bytes */
+
+enum disk_cache { DISK_CACHE_WRITEBACK, DISK_CACHE_UNSAFE };
+/* AUTO: io_uring, or the sync engine where io_uring is unavailable. */
+enum disk_engine { DISK_ENGINE_AUTO, DISK_ENGINE_SYNC, DISK_ENGINE_IO_URING };
+
+/* One --disk: a raw image behind a virtio-blk device. */
+struct disk_config {
+	char path[VMM_DISK_PATH_MAX];
+	char serial[VMM_DISK_SERIAL_MAX + 1];
+	bool ro;
+	enum disk_cache cache;
+	enum disk_engine engine;
+};
 
 struct vm_config {
 	const char *kernel;
@@ -46,6 +64,8 @@ struct vm_config {
 	enum console_kind console;
 	const char *console_path; /* CONSOLE_FILE */
 	bool debug_exit;
+	unsigned ndisks;
+	struct disk_config disks[VMM_MAX_DISKS];
 };
 
 struct vm;
@@ -63,6 +83,10 @@ struct serial;
 struct i8042;
 struct debug_exit;
 struct console;
+struct virtio_dev;
+
+/* virtio-mmio windows (and IRQs) available to devices. */
+#define VMM_MAX_VIRTIO 9
 
 struct vm {
 	int kvm_fd;
@@ -85,6 +109,8 @@ struct vm {
 	struct serial *serial;
 	struct i8042 *i8042;
 	struct debug_exit *debug_exit;
+	unsigned nvirtio;
+	struct virtio_dev *virtio[VMM_MAX_VIRTIO]; /* slot n = window n */
 };
 
 /* Ask the VMM to stop with `status`; callable from any thread, any number

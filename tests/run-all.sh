@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test, in the order cheapest first: unit tests (normal and
-# ASan/UBSan builds), then the end-to-end suite against both binaries.
+# ASan/UBSan builds), a bounded libFuzzer run, then the end-to-end suite
+# against both binaries.
 # Ends with one counts line for everything.
 set -u
 cd "$(dirname "$0")/.."
@@ -18,6 +19,20 @@ run_unit() { # label, dir
 	local line; line=$(echo "$out" | tail -1)
 	count "$1" "$(echo "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p')" \
 		"$(echo "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')"
+}
+
+run_fuzz() { # a clean bounded run counts as one passed test
+	local log; log=$(mktemp)
+	echo "== fuzz: fuzz_virtqueue (libFuzzer, ${FUZZ_SECS:-30} s over tests/fuzz/corpus/virtqueue)"
+	if make --no-print-directory fuzz >"$log" 2>&1; then
+		grep -E '^(Done |stat::new_units_added)' "$log"
+		count fuzz 1 0
+	else
+		grep -v '^vmm: warning' "$log" | tail -40
+		echo "fuzz: FAILED (crash, leak, sanitizer report or build error above)"
+		count fuzz 0 1
+	fi
+	rm -f "$log"
 }
 
 run_e2e() { # label, vmm binary
@@ -41,6 +56,7 @@ scripts/fetch-kernel.sh || { echo "run-all: cannot fetch the stock kernel"; exit
 
 run_unit normal build
 run_unit asan build-asan
+run_fuzz
 run_e2e normal ./vmm
 run_e2e asan build-asan/vmm
 

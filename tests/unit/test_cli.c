@@ -115,12 +115,97 @@ static void help_and_version(void **state)
 	assert_int_equal(parse(&cfg, version), CLI_DONE);
 }
 
+static void disks(void **state)
+{
+	(void)state;
+	static struct vm_config cfg;
+	const char *args[] = { "--kernel", "k", "--disk", "a.img", "--disk",
+			       "/b c.img,ro,serial=ABC-123 x,cache=unsafe,engine=sync", "--disk",
+			       "c,engine=io_uring,cache=writeback,serial=12345678901234567890",
+			       NULL };
+	assert_int_equal(parse(&cfg, args), CLI_RUN);
+	assert_int_equal(cfg.ndisks, 3);
+	assert_string_equal(cfg.disks[0].path, "a.img");
+	assert_false(cfg.disks[0].ro);
+	assert_int_equal(cfg.disks[0].cache, DISK_CACHE_WRITEBACK);
+	assert_int_equal(cfg.disks[0].engine, DISK_ENGINE_AUTO);
+	assert_string_equal(cfg.disks[0].serial, "");
+	assert_string_equal(cfg.disks[1].path, "/b c.img");
+	assert_true(cfg.disks[1].ro);
+	assert_string_equal(cfg.disks[1].serial, "ABC-123 x");
+	assert_int_equal(cfg.disks[1].cache, DISK_CACHE_UNSAFE);
+	assert_int_equal(cfg.disks[1].engine, DISK_ENGINE_SYNC);
+	assert_string_equal(cfg.disks[2].serial, "12345678901234567890");
+	assert_int_equal(cfg.disks[2].engine, DISK_ENGINE_IO_URING);
+	assert_int_equal(cfg.disks[2].cache, DISK_CACHE_WRITEBACK);
+}
+
+/* Bad --disk values name the flag, the value and the reason. */
+static void bad_disks(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *value, *why;
+	} cases[] = {
+		{ "", "empty path" },
+		{ ",ro", "empty path" },
+		{ "x,", "empty option" },
+		{ "x,,ro", "empty option" },
+		{ "x,rw", "unknown option 'rw'" },
+		{ "x,ro=1", "unknown option 'ro=1'" },
+		{ "x,cache=none", "bad value in 'cache=none'" },
+		{ "x,cache=", "bad value in 'cache='" },
+		{ "x,engine=aio", "bad value in 'engine=aio'" },
+		{ "x,serial=", "serial must be 1..20" },
+		{ "x,serial=123456789012345678901", "serial must be 1..20" },
+		{ "x,serial=a\tb", "serial must be 1..20" },
+	};
+	static struct vm_config cfg;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[] = { "--kernel", "k", "--disk", cases[i].value, NULL };
+		char want[256];
+		assert_int_equal(parse(&cfg, args), CLI_ERROR);
+		snprintf(want, sizeof(want), "vmm: --disk: invalid value '%s' (%s", cases[i].value,
+			 cases[i].why);
+		if (!strstr(errbuf, want))
+			fail_msg("--disk '%s': got '%s'", cases[i].value, errbuf);
+	}
+	char path[VMM_DISK_PATH_MAX + 8];
+	memset(path, 'p', sizeof(path) - 1);
+	path[sizeof(path) - 1] = 0;
+	const char *longpath[] = { "--kernel", "k", "--disk", path, NULL };
+	assert_int_equal(parse(&cfg, longpath), CLI_ERROR);
+	/* The message quotes the whole value, so errbuf holds only its start. */
+	assert_non_null(strstr(errbuf, "vmm: --disk: invalid value 'ppp"));
+}
+
+static void too_many_disks(void **state)
+{
+	(void)state;
+	static struct vm_config cfg;
+	const char *args[2 + 2 * (VMM_MAX_DISKS + 1) + 1];
+	int n = 0;
+	args[n++] = "--kernel";
+	args[n++] = "k";
+	for (int i = 0; i <= VMM_MAX_DISKS; i++) {
+		args[n++] = "--disk";
+		args[n++] = "d.img";
+	}
+	args[n] = NULL;
+	assert_int_equal(parse(&cfg, args), CLI_ERROR);
+	assert_non_null(strstr(errbuf, "--disk: too many disks"));
+	args[n - 2] = NULL; /* exactly the maximum is fine */
+	assert_int_equal(parse(&cfg, args), CLI_RUN);
+	assert_int_equal(cfg.ndisks, VMM_MAX_DISKS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(full_command_line), cmocka_unit_test(defaults),
 		cmocka_unit_test(bad_values), cmocka_unit_test(unknown_and_missing),
-		cmocka_unit_test(help_and_version),
+		cmocka_unit_test(help_and_version), cmocka_unit_test(disks),
+		cmocka_unit_test(bad_disks), cmocka_unit_test(too_many_disks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
