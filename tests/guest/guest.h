@@ -185,6 +185,13 @@ struct options {
 	const char *test;
 	uint64_t expect_mem_mib; /* 0: not given */
 	uint64_t sleep_ms;
+	/* virtio-blk tests (blk.h); 0 / NULL: not given */
+	uint64_t blk_index;   /* which virtio-blk device */
+	uint64_t blk_sectors; /* expected capacity */
+	uint64_t blk_n;       /* blk_durable: blocks to write */
+	const char *blk_serial;
+	const char *blk_bench; /* randread|randwrite|seqread|seqwrite */
+	uint64_t blk_qd, blk_bs, blk_secs;
 };
 extern struct options opt;
 

@@ -1,4 +1,5 @@
 /* CPL3 side of the test guest: options, test dispatch, simple tests. */
+#include "blk.h"
 #include "guest.h"
 
 struct options opt = {.test = "hello", .sleep_ms = 300};
@@ -23,6 +24,37 @@ void guest_exit(bool pass, unsigned code)
 
 /* Fully overwritten before use: no need to clear it in ring 0. */
 static char argbuf[CMDLINE_MAX] __attribute__((section(".bss.nozero.argbuf")));
+
+/* guest.blk_* options (blk.h); false if key is not one or val is bad. */
+static bool parse_blk_option(const char *key, const char *val)
+{
+	static const struct {
+		const char *key;
+		uint64_t *dst;
+		uint64_t max;
+	} nums[] = {
+		{"blk_index", &opt.blk_index, 15},      {"blk_sectors", &opt.blk_sectors, ~0ULL},
+		{"blk_n", &opt.blk_n, 1ULL << 40},      {"blk_qd", &opt.blk_qd, 32},
+		{"blk_bs", &opt.blk_bs, 1U << 20},      {"blk_secs", &opt.blk_secs, 3600},
+	};
+	uint64_t num;
+	if (!val)
+		return false;
+	if (!strcmp(key, "blk_serial")) {
+		opt.blk_serial = val;
+		return true;
+	}
+	if (!strcmp(key, "blk_bench")) {
+		opt.blk_bench = val;
+		return true;
+	}
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		if (!strcmp(key, nums[i].key) && parse_u64(val, &num) && num <= nums[i].max) {
+			*nums[i].dst = num;
+			return true;
+		}
+	return false;
+}
 
 /* Split argbuf in place into key / value pairs (Linux style: spaces
  * separate, double quotes group), and apply the guest.* ones. */
@@ -74,7 +106,7 @@ static bool parse_cmdline(char *why, size_t n)
 		} else if (!strcmp(key, "sleep_ms") && val && parse_u64(val, &num) &&
 			   num <= 3600000) {
 			opt.sleep_ms = num;
-		} else {
+		} else if (!parse_blk_option(key, val)) {
 			snformat(why, n, "bad option guest.%s%s%s", key, val ? "=" : "",
 				 val ? val : "");
 			return false;
@@ -179,6 +211,12 @@ static const struct {
 	{"kvmclock", test_kvmclock},
 	{"memtest", test_memtest},
 	{"fault", test_fault},
+	{"blk", test_blk},
+	{"blk_ro", test_blk_ro},
+	{"blk_range", test_blk_range},
+	{"blk_durable", test_blk_durable},
+	{"blk_bench", test_blk_bench},
+	{"blk_evil", test_blk_evil},
 };
 /* clang-format on */
 
