@@ -16,10 +16,10 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 CFLAGS ?=
 CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
-LDLIBS := -pthread -luring
+LDLIBS := -pthread -luring -ljansson
 
 # Everything but main() goes into a library so unit tests link the real code.
-LIB_SRCS := $(filter-out vmm.c,$(wildcard *.c)) $(wildcard boot/*.c hw/*.c virtio/*.c)
+LIB_SRCS := $(filter-out vmm.c,$(wildcard *.c)) $(wildcard boot/*.c hw/*.c virtio/*.c api/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -74,7 +74,7 @@ test: setup
 # libFuzzer smoke run over the checked-in seeds (new finds go to
 # build-fuzz/corpus, never into the seeds): FUZZ_SECS bounds it.
 FUZZ_CC ?= clang
-FUZZ_SECS ?= 30
+FUZZ_SECS ?= 20
 FUZZ_SRCS := tests/fuzz/fuzz_virtqueue.c mem.c log.c virtio/virtqueue.c virtio/blk_req.c
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -83,10 +83,27 @@ build-fuzz/fuzz_virtqueue: $(FUZZ_SRCS) $(wildcard virtio/*.h) mem.h log.h
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS)
 
-fuzz: build-fuzz/fuzz_virtqueue
-	@mkdir -p build-fuzz/corpus
+FUZZ_HTTP_SRCS := tests/fuzz/fuzz_http.c api/http.c api/router.c api/handlers.c \
+	api/config_json.c api/metrics.c config.c log.c loop.c
+
+build-fuzz/fuzz_http: $(FUZZ_HTTP_SRCS) $(wildcard api/*.h) config.h vmm.h log.h loop.h
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_HTTP_SRCS) -ljansson
+
+FUZZ_NET_SRCS := tests/fuzz/fuzz_net_tx.c mem.c log.c virtio/virtqueue.c virtio/net_dp.c
+
+build-fuzz/fuzz_net_tx: $(FUZZ_NET_SRCS) $(wildcard virtio/*.h) mem.h log.h vmm.h
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_NET_SRCS)
+
+fuzz: build-fuzz/fuzz_virtqueue build-fuzz/fuzz_http build-fuzz/fuzz_net_tx
+	@mkdir -p build-fuzz/corpus build-fuzz/corpus-http build-fuzz/corpus-net-tx
 	build-fuzz/fuzz_virtqueue -max_total_time=$(FUZZ_SECS) -timeout=10 -print_final_stats=1 \
 		build-fuzz/corpus tests/fuzz/corpus/virtqueue
+	build-fuzz/fuzz_http -max_total_time=$(FUZZ_SECS) -timeout=10 -print_final_stats=1 \
+		build-fuzz/corpus-http tests/fuzz/corpus/http
+	build-fuzz/fuzz_net_tx -max_total_time=$(FUZZ_SECS) -timeout=10 -print_final_stats=1 \
+		build-fuzz/corpus-net-tx tests/fuzz/corpus/net_tx
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

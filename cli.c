@@ -6,18 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "virtio/net_config.h"
+
 void cli_defaults(struct vm_config *cfg)
 {
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->mem_mib = DEFAULT_MEM_MIB;
-	cfg->cpus = 1;
-	cfg->console = CONSOLE_STDIO;
+	vm_config_init(cfg);
 }
 
 void cli_usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: vmm --kernel PATH [options]\n"
+		"       vmm --config-file FILE [--api-sock PATH] [options]\n"
+		"       vmm --api-sock PATH [options]\n"
+		"       vmm ctl --api-sock PATH COMMAND   (see vmm ctl --help)\n"
 		"\n"
 		"Boot a Linux kernel (ELF vmlinux, bzImage or PVH ELF) in a KVM microVM.\n"
 		"\n"
@@ -34,6 +37,16 @@ void cli_usage(FILE *out)
 		"                       ro: read-only; serial: GET_ID string (up to %d chars);\n"
 		"                       cache=unsafe skips flushes; engine: default io_uring,\n"
 		"                       falling back to sync where io_uring is unavailable\n"
+		"  --net " NET_SYNTAX "\n"
+		"                       a virtio-net device on a tap (repeatable, up to %d):\n"
+		"                       tap=NAME opens (or creates) the tap, fd=N takes an open\n"
+		"                       one; mac: the guest's MAC (default: random); vhost:\n"
+		"                       /dev/vhost-net offload (default off)\n"
+		"  --api-sock PATH      serve the control API (Firecracker-shaped REST over\n"
+		"                       HTTP) on this Unix socket; without --kernel or\n"
+		"                       --config-file, wait for InstanceStart\n"
+		"  --config-file FILE   the VM configuration as JSON (GET /vm/config's shape)\n"
+		"  --id ID              instance id reported by the API (default " VMM_DEFAULT_ID ")\n"
 		"  --help               show this help\n"
 		"  --version            show the version\n"
 		"\n"
@@ -43,7 +56,7 @@ void cli_usage(FILE *out)
 		"14 guest crashed, 16 stopped by a signal, 18 internal error,\n"
 		"20 a disk image is missing, unreadable or locked.\n",
 		MIN_MEM_MIB, MAX_MEM_MIB, DEFAULT_MEM_MIB, VMM_MAX_CPUS, VMM_MAX_DISKS,
-		VMM_DISK_SERIAL_MAX);
+		VMM_DISK_SERIAL_MAX, VMM_MAX_NETS);
 }
 
 /* Strict unsigned decimal: digits only, no sign, no overflow, in range. */
@@ -70,22 +83,12 @@ static bool parse_console(const char *s, struct vm_config *cfg)
 	} else if (strcmp(s, "none") == 0) {
 		cfg->console = CONSOLE_NONE;
 	} else if (strncmp(s, "file:", 5) == 0 && s[5]) {
+		if (vm_config_set_str(&cfg->console_path, s + 5) < 0)
+			return false;
 		cfg->console = CONSOLE_FILE;
-		cfg->console_path = s + 5;
 	} else {
 		return false;
 	}
-	return true;
-}
-
-/* A GET_ID string: printable ASCII, and no comma (it separates options). */
-static bool valid_serial(const char *s, size_t len)
-{
-	if (len == 0 || len > VMM_DISK_SERIAL_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (s[i] < 0x20 || s[i] > 0x7e)
-			return false;
 	return true;
 }
 
@@ -107,7 +110,7 @@ static bool apply_disk_option(const char *opt, size_t len, struct disk_config *d
 		d->engine = DISK_ENGINE_SYNC;
 	} else if (IS("engine=io_uring")) {
 		d->engine = DISK_ENGINE_IO_URING;
-	} else if (VALUE_OF("serial=") && valid_serial(opt + klen_serial, len - klen_serial)) {
+	} else if (VALUE_OF("serial=") && vm_config_valid_serial(opt + klen_serial, len - klen_serial)) {
 		memset(d->serial, 0, sizeof(d->serial));
 		memcpy(d->serial, opt + klen_serial, len - klen_serial);
 	} else if (VALUE_OF("serial=")) {
@@ -176,7 +179,8 @@ static bool nonempty(const char *s)
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_CPUS, OPT_CONSOLE,
-       OPT_DEBUG_EXIT, OPT_DISK, OPT_HELP, OPT_VERSION };
+       OPT_DEBUG_EXIT, OPT_DISK, OPT_NET, OPT_API_SOCK, OPT_CONFIG_FILE, OPT_ID, OPT_HELP,
+       OPT_VERSION };
 
 static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -187,10 +191,56 @@ static const struct option long_opts[] = {
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
 	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+	{ "config-file", required_argument, NULL, OPT_CONFIG_FILE },
+	{ "id", required_argument, NULL, OPT_ID },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ 0, 0, 0, 0 },
 };
+
+/* A non-empty string option, copied into *field. */
+static bool set_path(char **field, const char *flag, const char *arg, FILE *err)
+{
+	if (!nonempty(arg)) {
+		fprintf(err, "vmm: %s: empty path\n", flag);
+		return false;
+	}
+	if (vm_config_set_str(field, arg) < 0) {
+		fprintf(err, "vmm: %s: out of memory\n", flag);
+		return false;
+	}
+	return true;
+}
+
+/* Options that name files or ids rather than set numbers. */
+static bool apply_string_option(int opt, const char *arg, struct vm_config *cfg, FILE *err)
+{
+	switch (opt) {
+	case OPT_KERNEL:
+		return set_path(&cfg->kernel, "--kernel", arg, err);
+	case OPT_INITRD:
+		return set_path(&cfg->initrd, "--initrd", arg, err);
+	case OPT_CMDLINE:
+		if (vm_config_set_str(&cfg->cmdline, arg) == 0)
+			return true;
+		fprintf(err, "vmm: --cmdline: out of memory\n");
+		return false;
+	case OPT_API_SOCK:
+		return set_path(&cfg->api_sock, "--api-sock", arg, err);
+	case OPT_CONFIG_FILE:
+		return set_path(&cfg->config_file, "--config-file", arg, err);
+	case OPT_ID:
+		if (vm_config_valid_id(arg, VMM_ID_MAX))
+			return set_path(&cfg->id, "--id", arg, err);
+		fprintf(err, "vmm: --id: invalid value '%s' (expected 1..%d of A-Z a-z 0-9 _ -)\n",
+			arg, VMM_ID_MAX);
+		return false;
+	default:
+		return false;
+	}
+}
 
 /* Returns false (message printed) if the value is bad. */
 static bool apply_option(int opt, const char *arg, struct vm_config *cfg, FILE *err)
@@ -198,20 +248,12 @@ static bool apply_option(int opt, const char *arg, struct vm_config *cfg, FILE *
 	uint64_t v;
 	switch (opt) {
 	case OPT_KERNEL:
-		cfg->kernel = arg;
-		if (nonempty(arg))
-			return true;
-		fprintf(err, "vmm: --kernel: empty path\n");
-		return false;
 	case OPT_INITRD:
-		cfg->initrd = arg;
-		if (nonempty(arg))
-			return true;
-		fprintf(err, "vmm: --initrd: empty path\n");
-		return false;
 	case OPT_CMDLINE:
-		cfg->cmdline = arg;
-		return true;
+	case OPT_API_SOCK:
+	case OPT_CONFIG_FILE:
+	case OPT_ID:
+		return apply_string_option(opt, arg, cfg, err);
 	case OPT_MEM:
 		if (parse_uint(arg, MIN_MEM_MIB, MAX_MEM_MIB, &v)) {
 			cfg->mem_mib = v;
@@ -240,6 +282,8 @@ static bool apply_option(int opt, const char *arg, struct vm_config *cfg, FILE *
 		return true;
 	case OPT_DISK:
 		return parse_disk(arg, cfg, err);
+	case OPT_NET:
+		return cli_parse_net(arg, cfg, err);
 	default:
 		return false;
 	}

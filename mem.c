@@ -47,10 +47,12 @@ int guest_mem_init(struct guest_mem *m, uint64_t size, unsigned memfd_flags)
 	return 0;
 }
 
-static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t len, void *host)
+static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t len, void *host,
+		    bool dirty_log)
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
+		.flags = dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 		.guest_phys_addr = gpa,
 		.memory_size = len,
 		.userspace_addr = (uint64_t)(uintptr_t)host,
@@ -65,9 +67,10 @@ static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t len, void *
 
 int guest_mem_register(const struct guest_mem *m, int vm_fd)
 {
-	int rc = set_slot(vm_fd, 0, 0, m->low_size, m->host);
+	int rc = set_slot(vm_fd, 0, 0, m->low_size, m->host, m->dirty_log);
 	if (rc == 0 && m->high_size)
-		rc = set_slot(vm_fd, 1, MMIO_HOLE_END, m->high_size, m->host + m->low_size);
+		rc = set_slot(vm_fd, 1, MMIO_HOLE_END, m->high_size, m->host + m->low_size,
+			      m->dirty_log);
 	return rc;
 }
 

@@ -38,13 +38,14 @@ struct guest_mem {
 	uint64_t size;      /* total RAM */
 	uint64_t low_size;  /* RAM below MMIO_HOLE_START */
 	uint64_t high_size; /* RAM from 4 GiB up */
+	bool dirty_log;	    /* register with KVM_MEM_LOG_DIRTY_PAGES (track_dirty_pages) */
 };
 
 /* Create and map RAM of `size` bytes (a multiple of 4 KiB). `memfd_flags`
  * is passed to memfd_create (modules add MFD_HUGETLB and friends).
  * Returns 0, or -errno with a message already printed. */
 int guest_mem_init(struct guest_mem *m, uint64_t size, unsigned memfd_flags);
-/* Register the RAM slots with a KVM VM fd. */
+/* Register the RAM slots with a KVM VM fd (dirty logging if m->dirty_log). */
 int guest_mem_register(const struct guest_mem *m, int vm_fd);
 void guest_mem_destroy(struct guest_mem *m);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -39,6 +40,18 @@ void vcpu_destroy(struct vcpu *v)
 		close(v->fd);
 	v->run = NULL;
 	v->fd = -1;
+}
+
+/* Wait on cond for up to ms milliseconds (CLOCK_REALTIME, as the
+ * condition variable's default clock). */
+static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(cond, lock, &ts);
 }
 
 static void kick_handler(int sig)
@@ -114,9 +127,20 @@ static bool handle_system_event(struct vcpu *v)
 	}
 }
 
+static void count_exit(struct vcpu_stats *st, uint32_t reason)
+{
+	atomic_fetch_add_explicit(&st->exits, 1, memory_order_relaxed);
+	atomic_uint_fast64_t *kind = reason == KVM_EXIT_IO     ? &st->io
+				     : reason == KVM_EXIT_MMIO ? &st->mmio
+				     : reason == KVM_EXIT_HLT  ? &st->hlt
+							       : &st->other;
+	atomic_fetch_add_explicit(kind, 1, memory_order_relaxed);
+}
+
 bool vcpu_handle_exit(struct vcpu *v)
 {
 	struct kvm_run *r = v->run;
+	count_exit(&v->stats, r->exit_reason);
 	switch (r->exit_reason) {
 	case KVM_EXIT_IO:
 		return handle_io(v);
@@ -156,6 +180,125 @@ static bool stopping(const struct vcpu *v)
 	return atomic_load(&v->vm->exit_status) != -1;
 }
 
+/* ---- pause and resume ---- */
+
+void vcpu_pause_init(struct vm *vm)
+{
+	struct vcpu_pause *p = &vm->pause;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	atomic_init(&p->requested, false);
+	p->paused = false;
+	p->parked = 0;
+}
+
+void vcpu_pause_destroy(struct vm *vm)
+{
+	pthread_mutex_destroy(&vm->pause.lock);
+	pthread_cond_destroy(&vm->pause.cond);
+}
+
+/* On the vCPU's thread, out of KVM_RUN: wait while the VM is paused. */
+static void park(struct vcpu *v)
+{
+	struct vcpu_pause *p = &v->vm->pause;
+	pthread_mutex_lock(&p->lock);
+	if (!p->paused || stopping(v)) {
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
+	v->run->immediate_exit = 0;
+	/* Tell the guest's kvmclock it was stopped, so its watchdogs do not
+	 * report a soft lockup for the time spent here. EINVAL: the guest
+	 * has not enabled kvmclock. */
+	if (ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
+		vmm_debug("vCPU %u: KVM_KVMCLOCK_CTRL: %s", v->index, strerror(errno));
+	atomic_store(&v->state, VCPU_PAUSED);
+	p->parked++;
+	pthread_cond_broadcast(&p->cond);
+	while (p->paused && !stopping(v))
+		pthread_cond_wait(&p->cond, &p->lock);
+	p->parked--;
+	v->run->immediate_exit = 0; /* a late kick of the pause must not linger */
+	atomic_store(&v->state, VCPU_RUNNING);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static unsigned started_vcpus(const struct vm *vm)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		n += vm->vcpus[i].started;
+	return n;
+}
+
+static void kick_all(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (!v->started || atomic_load(&v->state) == VCPU_PAUSED)
+			continue;
+		/* immediate_exit: a thread about to enter KVM_RUN; the signal:
+		 * one inside it. */
+		v->run->immediate_exit = 1;
+		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	}
+}
+
+int vcpu_pause_all(struct vm *vm)
+{
+	struct vcpu_pause *p = &vm->pause;
+	unsigned want = started_vcpus(vm);
+	pthread_mutex_lock(&p->lock);
+	p->paused = true;
+	atomic_store(&p->requested, true);
+	pthread_mutex_unlock(&p->lock);
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += VCPU_PAUSE_TIMEOUT_S;
+	int rc = 0;
+	pthread_mutex_lock(&p->lock);
+	while (p->parked < want && rc == 0 && atomic_load(&vm->exit_status) == -1) {
+		pthread_mutex_unlock(&p->lock);
+		kick_all(vm); /* again: a kick can land just before KVM_RUN */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > deadline.tv_sec ||
+		    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+			rc = -1;
+		pthread_mutex_lock(&p->lock);
+		if (p->parked < want && rc == 0)
+			timed_wait(&p->cond, &p->lock, 1);
+	}
+	bool ok = p->parked >= want;
+	pthread_mutex_unlock(&p->lock);
+	if (!ok) {
+		vcpu_resume_all(vm);
+		return -1;
+	}
+	return 0;
+}
+
+void vcpu_resume_all(struct vm *vm)
+{
+	struct vcpu_pause *p = &vm->pause;
+	pthread_mutex_lock(&p->lock);
+	p->paused = false;
+	atomic_store(&p->requested, false);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+bool vcpu_paused(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause.lock);
+	bool paused = vm->pause.paused;
+	pthread_mutex_unlock(&vm->pause.lock);
+	return paused;
+}
+
+/* ---- the vCPU thread ---- */
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -164,8 +307,19 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
+	atomic_store(&v->state, VCPU_RUNNING);
 	while (!stopping(v)) {
+		if (atomic_load_explicit(&v->vm->pause.requested, memory_order_acquire)) {
+			park(v);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			/* A kick. If nobody wants us out any more (a pause that
+			 * was already lifted), run again: the kicker repeats its
+			 * kicks for as long as it waits. */
+			if ((errno == EINTR || errno == EAGAIN) &&
+			    !atomic_load(&v->vm->pause.requested) && !stopping(v))
+				v->run->immediate_exit = 0;
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			vmm_perr("vCPU %u: KVM_RUN", v->index);
@@ -175,6 +329,7 @@ static void *vcpu_thread(void *arg)
 		if (!vcpu_handle_exit(v))
 			break;
 	}
+	atomic_store(&v->state, VCPU_STOPPED);
 	return NULL;
 }
 
@@ -194,6 +349,11 @@ int vcpu_start(struct vcpu *v)
 
 void vcpu_stop_all(struct vm *vm)
 {
+	/* Parked threads wait on the condition variable, not in KVM_RUN:
+	 * wake them (they see the exit status and leave). */
+	pthread_mutex_lock(&vm->pause.lock);
+	pthread_cond_broadcast(&vm->pause.cond);
+	pthread_mutex_unlock(&vm->pause.lock);
 	/* immediate_exit covers a thread that is about to enter KVM_RUN; the
 	 * signal covers one already inside it (halted or running). Keep
 	 * kicking until each thread has left: a single signal can land just

@@ -13,6 +13,18 @@ int vcpu_create(struct vm *vm, unsigned index);
 /* Install the kick signal handler; call once before vcpu_start(). */
 int vcpu_install_kick_handler(void);
 int vcpu_start(struct vcpu *v);
+/* Pausing (PATCH /vm). init/destroy: the vm->pause lock and condition. */
+void vcpu_pause_init(struct vm *vm);
+void vcpu_pause_destroy(struct vm *vm);
+/* Kick every vCPU out of KVM_RUN and park it; each calls KVM_KVMCLOCK_CTRL
+ * first, so the guest's clock knows it was stopped. Returns 0 once all are
+ * parked, or -1 (vCPUs running again) if one did not stop within
+ * VCPU_PAUSE_TIMEOUT_S or the VM is stopping. */
+#define VCPU_PAUSE_TIMEOUT_S 5
+int vcpu_pause_all(struct vm *vm);
+void vcpu_resume_all(struct vm *vm);
+bool vcpu_paused(struct vm *vm);
+
 /* Stop every started vCPU thread and wait for it. */
 void vcpu_stop_all(struct vm *vm);
 void vcpu_destroy(struct vcpu *v);

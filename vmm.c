@@ -1,234 +1,87 @@
 /*
  * vmm: a minimal microVM monitor on Linux KVM.
  *
- * main() parses the configuration, builds the VM (KVM, RAM, devices,
- * kernel), starts one thread per vCPU and runs the event loop on the main
- * thread until something asks the VM to stop. The exit status says why.
+ * main() gathers the configuration (command line, --config-file), starts
+ * the control API if asked (--api-sock), boots the VM at once when a
+ * kernel is configured (otherwise the API's InstanceStart does), and runs
+ * the event loop on the main thread until something asks the VM to stop.
+ * The exit status says why. `vmm ctl ...` is the API's client.
  */
-#include <errno.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
-#include "boot/boot.h"
+#include "api/api.h"
+#include "api/backend.h"
+#include "api/config_json.h"
 #include "cli.h"
-#include "hw/devices.h"
-#include "kvm.h"
+#include "config.h"
 #include "log.h"
-#include "vcpu.h"
-#include "virtio/virtio.h"
 #include "vmm.h"
 
-static void on_exit_request(void *opaque, uint32_t events)
+/* Command line, then the config file on top of it. Returns 0 or the
+ * status to exit with (-1: exit 0, --help or --version). */
+static int configure(int argc, char **argv, struct vm_config *cfg)
 {
-	struct vm *vm = opaque;
-	(void)events;
-	loop_stop(&vm->loop);
-}
-
-static void on_signal(void *opaque, uint32_t events)
-{
-	struct vm *vm = opaque;
-	int sfd = vm->signal_fd;
-	struct signalfd_siginfo si;
-	(void)events;
-	if (read(sfd, &si, sizeof(si)) == sizeof(si))
-		vmm_err("stopped by signal %u (%s)", si.ssi_signo, strsignal((int)si.ssi_signo));
-	vm_request_exit(vm, VMM_EXIT_SIGNAL);
-}
-
-/* SIGINT/SIGTERM/SIGHUP are read from a signalfd on the loop, so a stop
- * request tears the VM down in order (and the console's tty is restored).
- * They are blocked before any thread starts, so every thread inherits the
- * mask and only the signalfd sees them. */
-static int setup_signals(struct vm *vm)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, VCPU_KICK_SIGNAL);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	sigdelset(&set, VCPU_KICK_SIGNAL);
-	signal(SIGPIPE, SIG_IGN); /* a closed console pipe must not kill us */
-	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (vm->signal_fd < 0) {
-		vmm_perr("signalfd");
-		return VMM_EXIT_RESOURCE;
-	}
-	if (loop_add(&vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm) < 0)
-		return VMM_EXIT_RESOURCE;
-	return vcpu_install_kick_handler();
-}
-
-static int setup_exit_path(struct vm *vm)
-{
-	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->exit_efd < 0) {
-		vmm_perr("eventfd");
-		return VMM_EXIT_RESOURCE;
-	}
-	if (loop_add(&vm->loop, vm->exit_efd, EPOLLIN, on_exit_request, vm) < 0)
-		return VMM_EXIT_RESOURCE;
-	return 0;
-}
-
-static int setup_memory(struct vm *vm)
-{
-	if (guest_mem_init(&vm->mem, vm->cfg->mem_mib * MIB, 0) < 0)
-		return VMM_EXIT_RESOURCE;
-	if (guest_mem_register(&vm->mem, vm->vm_fd) < 0)
-		return VMM_EXIT_RESOURCE;
-	return 0;
-}
-
-static int setup_devices(struct vm *vm)
-{
-	const struct vm_config *cfg = vm->cfg;
-	vm->console = console_open(cfg);
-	if (!vm->console)
-		return VMM_EXIT_RESOURCE;
-	vm->serial = serial_create(vm, vm->console);
-	vm->i8042 = i8042_create(vm);
-	if (!vm->serial || !vm->i8042)
-		return VMM_EXIT_RESOURCE;
-	if (cfg->debug_exit) {
-		vm->debug_exit = debug_exit_create(vm);
-		if (!vm->debug_exit)
-			return VMM_EXIT_RESOURCE;
-	}
-	return virtio_devices_create(vm);
-}
-
-static int setup_vcpus(struct vm *vm, const struct boot_setup *bs)
-{
-	vm->ncpus = vm->cfg->cpus;
-	for (unsigned i = 0; i < vm->ncpus; i++) {
-		int rc = vcpu_create(vm, i);
-		if (rc)
-			return rc;
-		if (boot_setup_vcpu(vm, &vm->vcpus[i], bs) < 0)
-			return VMM_EXIT_INTERNAL;
-	}
-	return 0;
-}
-
-static int boot_kernel(struct vm *vm, struct boot_setup *bs)
-{
-	const struct vm_config *cfg = vm->cfg;
-	/* The guest finds its virtio-mmio devices on the command line; an ACPI
-	 * guest also needs them in the DSDT to get their interrupts. */
-	char *cmdline = virtio_cmdline(vm, cfg->cmdline ? cfg->cmdline : DEFAULT_CMDLINE);
-	if (!cmdline) {
-		vmm_err("out of memory building the kernel command line");
-		return VMM_EXIT_RESOURCE;
-	}
-	struct boot_mmio_dev windows[VMM_MAX_VIRTIO];
-	for (unsigned i = 0; i < vm->nvirtio; i++) {
-		unsigned gsi;
-		virtio_device_window(vm, i, &windows[i].base, &windows[i].size, &gsi);
-		windows[i].gsi = gsi;
-	}
-	struct boot_request req = {
-		.kernel_path = cfg->kernel,
-		.initrd_path = cfg->initrd,
-		.cmdline = cmdline,
-		.mmio_devs = windows,
-		.n_mmio_devs = vm->nvirtio,
-	};
-	int rc = boot_load(vm, &req, bs) < 0 ? VMM_EXIT_BOOT_IMAGE : 0;
-	free(cmdline);
-	return rc;
-}
-
-/* Build everything; returns 0 or the status to exit with. */
-static int vm_build(struct vm *vm)
-{
-	int rc = kvm_open_checked(vm->cfg->cpus, &vm->kvm_fd);
-	if (rc)
-		return rc;
-	struct boot_setup bs;
-	if ((rc = kvm_create_vm(vm)) || (rc = setup_memory(vm)) || (rc = setup_exit_path(vm)) ||
-	    (rc = setup_signals(vm)) || (rc = setup_devices(vm)) || (rc = boot_kernel(vm, &bs)) ||
-	    (rc = setup_vcpus(vm, &bs)))
-		return rc;
-	return 0;
-}
-
-static int vm_run(struct vm *vm)
-{
-	for (unsigned i = 0; i < vm->ncpus; i++) {
-		int rc = vcpu_start(&vm->vcpus[i]);
-		if (rc) {
-			vm_request_exit(vm, rc);
-			break;
-		}
-	}
-	if (atomic_load(&vm->exit_status) == -1 && loop_run(&vm->loop) < 0)
-		vm_request_exit(vm, VMM_EXIT_INTERNAL);
-	vcpu_stop_all(vm);
-	return atomic_load(&vm->exit_status);
-}
-
-static void vm_teardown(struct vm *vm)
-{
-	for (unsigned i = 0; i < vm->ncpus; i++)
-		vcpu_destroy(&vm->vcpus[i]);
-	virtio_devices_destroy(vm); /* before RAM goes: I/O may be in flight */
-	if (vm->debug_exit)
-		debug_exit_destroy(vm->debug_exit);
-	if (vm->i8042)
-		i8042_destroy(vm->i8042);
-	if (vm->serial)
-		serial_destroy(vm->serial);
-	if (vm->console)
-		console_close(vm->console);
-	guest_mem_destroy(&vm->mem);
-	loop_destroy(&vm->loop);
-	int fds[] = { vm->exit_efd, vm->signal_fd, vm->vm_fd, vm->kvm_fd };
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-}
-
-static void vm_init_struct(struct vm *vm, const struct vm_config *cfg)
-{
-	memset(vm, 0, sizeof(*vm));
-	vm->cfg = cfg;
-	vm->kvm_fd = vm->vm_fd = vm->exit_efd = vm->signal_fd = -1;
-	vm->mem.memfd = -1;
-	atomic_init(&vm->exit_status, -1);
-}
-
-int main(int argc, char **argv)
-{
-	struct vm_config cfg;
-	cli_defaults(&cfg);
-	switch (cli_parse(argc, argv, &cfg, stdout, stderr)) {
+	cli_defaults(cfg);
+	switch (cli_parse(argc, argv, cfg, stdout, stderr)) {
 	case CLI_DONE:
-		return 0;
+		return -1;
 	case CLI_ERROR:
 		return VMM_EXIT_USAGE;
 	case CLI_RUN:
 		break;
 	}
-	if (!cfg.kernel) {
-		vmm_err("--kernel is required (see --help)");
+	struct cfg_err err;
+	if (cfg->config_file && !cfgjson_load_file(cfg->config_file, cfg, &err)) {
+		vmm_err("--config-file %s", err.msg);
 		return VMM_EXIT_USAGE;
 	}
+	vm_config_name_devices(cfg);
+	char why[256];
+	if (!cfg->kernel && !cfg->api_sock) {
+		vmm_err(
+		    "--kernel is required (or --config-file FILE, or --api-sock PATH to configure "
+		    "through the API; see --help)");
+		return VMM_EXIT_USAGE;
+	}
+	if (cfg->kernel && !vm_devices_supported(cfg, why, sizeof(why))) {
+		vmm_err("%s", why);
+		return VMM_EXIT_USAGE;
+	}
+	return 0;
+}
 
-	static struct vm vm; /* large (vCPU table); keep it off the stack */
-	vm_init_struct(&vm, &cfg);
-	if (loop_init(&vm.loop) < 0)
-		return VMM_EXIT_RESOURCE;
-	int status = vm_build(&vm);
-	if (status == 0)
-		status = vm_run(&vm);
-	vm_teardown(&vm);
+/* Everything after the configuration: the API, the boot, the loop. */
+static int run(struct vm *vm, struct vm_config *cfg)
+{
+	struct api_ctx ctx;
+	struct api_server *server = NULL;
+	int status = vm_prepare(vm); /* before any thread: signals */
+	api_ctx_init(&ctx, cfg, &vm_api_ops, vm, &vm->loop);
+	if (!status && api_ctx_apply_startup(&ctx) < 0)
+		status = VMM_EXIT_RESOURCE;
+	if (!status && cfg->api_sock && !(server = api_server_start(cfg->api_sock, &ctx)))
+		status = VMM_EXIT_RESOURCE;
+	if (!status && cfg->kernel)
+		status = vm_boot(vm);
+	if (!status)
+		status = vm_run(vm);
+	api_server_stop(server);
+	api_ctx_destroy(&ctx);
 	return status;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+		return api_client_main(argc - 1, argv + 1);
+	struct vm_config cfg;
+	int status = configure(argc, argv, &cfg);
+	if (status == 0) {
+		static struct vm vm; /* large (vCPU table); keep it off the stack */
+		vm_init_struct(&vm, &cfg);
+		status = run(&vm, &cfg);
+		vm_teardown(&vm);
+	}
+	vm_config_free(&cfg);
+	return status < 0 ? 0 : status;
 }

@@ -46,29 +46,85 @@ enum disk_cache { DISK_CACHE_WRITEBACK, DISK_CACHE_UNSAFE };
 /* AUTO: io_uring, or the sync engine where io_uring is unavailable. */
 enum disk_engine { DISK_ENGINE_AUTO, DISK_ENGINE_SYNC, DISK_ENGINE_IO_URING };
 
-/* One --disk: a raw image behind a virtio-blk device. */
+#define VMM_ID_MAX 64	    /* drive_id: [A-Za-z0-9_-], 1..64 */
+#define VMM_PARTUUID_MAX 36 /* a GPT partition UUID, 8-4-4-4-12 */
+
+/* One --disk (or PUT /drives/{drive_id}): a raw image behind a virtio-blk
+ * device. */
 struct disk_config {
+	char id[VMM_ID_MAX + 1]; /* the API's drive_id; --disk: "disk0", ... */
 	char path[VMM_DISK_PATH_MAX];
 	char serial[VMM_DISK_SERIAL_MAX + 1];
 	bool ro;
+	bool root; /* is_root_device: first device, "root=" on the command line */
+	char partuuid[VMM_PARTUUID_MAX + 1]; /* root=PARTUUID=... if set */
 	enum disk_cache cache;
 	enum disk_engine engine;
 };
 
+#define VMM_MAX_NETS 8
+#define VMM_NET_IFNAME_MAX 15 /* IFNAMSIZ - 1 */
+#define VMM_NET_ID_MAX 63
+/* vhost-net: AUTO uses /dev/vhost-net when it opens, else the userspace
+ * backend (one warning); ON requires it; OFF never uses it. */
+enum net_vhost { NET_VHOST_OFF, NET_VHOST_AUTO, NET_VHOST_ON };
+
+/* One --net (or API network interface): a tap behind a virtio-net device. */
+struct net_config {
+	char id[VMM_NET_ID_MAX + 1];      /* the API's iface_id; "" from the CLI */
+	char tap[VMM_NET_IFNAME_MAX + 1]; /* tap=NAME; "" when fd >= 0 */
+	int fd;                           /* fd=N: an open tap, or -1 */
+	uint8_t mac[6];
+	bool mac_set; /* false: a random locally administered MAC */
+	enum net_vhost vhost;
+};
+
+/* PUT /logger: where diagnostics go (log.h). */
+struct logger_config {
+	char *path; /* NULL: stderr */
+	int level;  /* enum vmm_log_level */
+	bool show_level;
+	bool show_origin;
+};
+
+enum huge_pages { HUGE_PAGES_NONE };
+
+/*
+ * Everything that describes a VM, from the command line, a config file or
+ * the API. The strings are owned (config.c: vm_config_free()).
+ */
 struct vm_config {
-	const char *kernel;
-	const char *initrd;  /* NULL: none */
-	const char *cmdline; /* NULL: the default */
+	char *id; /* instance id (GET /); NULL: the default */
+	char *kernel;
+	char *initrd;  /* NULL: none */
+	char *cmdline; /* NULL: the default */
 	uint64_t mem_mib;
 	unsigned cpus;
+	bool track_dirty_pages; /* RAM registered with KVM_MEM_LOG_DIRTY_PAGES */
+	enum huge_pages huge_pages;
 	enum console_kind console;
-	const char *console_path; /* CONSOLE_FILE */
+	char *console_path; /* CONSOLE_FILE */
 	bool debug_exit;
 	unsigned ndisks;
 	struct disk_config disks[VMM_MAX_DISKS];
+	unsigned nnets;
+	struct net_config nets[VMM_MAX_NETS];
+	bool has_logger;
+	struct logger_config logger;
+	char *metrics_path; /* NULL: no metrics */
+	/* How this process is driven: command line only, not in the JSON. */
+	char *api_sock;	   /* --api-sock */
+	char *config_file; /* --config-file */
 };
 
 struct vm;
+
+enum vcpu_state { VCPU_STOPPED, VCPU_RUNNING, VCPU_PAUSED };
+
+/* KVM exits by kind, counted by the vCPU's thread (metrics). */
+struct vcpu_stats {
+	atomic_uint_fast64_t exits, io, mmio, hlt, other;
+};
 
 struct vcpu {
 	struct vm *vm;
@@ -77,6 +133,17 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	atomic_int state; /* enum vcpu_state */
+	struct vcpu_stats stats;
+};
+
+/* Pausing (PATCH /vm): vCPU threads park on `cond` while `paused`. */
+struct vcpu_pause {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	atomic_bool requested; /* read by every vCPU on each loop, lock-free */
+	bool paused;
+	unsigned parked; /* threads waiting in park() */
 };
 
 struct serial;
@@ -99,6 +166,8 @@ struct vm {
 	struct event_loop loop;
 	unsigned ncpus;
 	struct vcpu vcpus[VMM_MAX_CPUS];
+	struct vcpu_pause pause;
+	bool started; /* built and the vCPUs started (InstanceStart) */
 
 	/* -1 while running; the first vm_request_exit() wins. */
 	atomic_int exit_status;
@@ -112,6 +181,21 @@ struct vm {
 	unsigned nvirtio;
 	struct virtio_dev *virtio[VMM_MAX_VIRTIO]; /* slot n = window n */
 };
+
+/* The VM's life (machine.c). Each returning int gives 0 or an exit status
+ * with a message printed. */
+void vm_init_struct(struct vm *vm, const struct vm_config *cfg);
+/* Event loop, exit eventfd, signal handling: before any thread starts. */
+int vm_prepare(struct vm *vm);
+/* Build the VM from vm->cfg and start its vCPUs. */
+int vm_boot(struct vm *vm);
+/* Run the event loop until an exit is requested; stop the vCPUs; return
+ * the exit status. */
+int vm_run(struct vm *vm);
+/* Does this VMM have a device for everything cfg asks for? (A network
+ * interface needs virtio-net.) false with the reason in why. */
+bool vm_devices_supported(const struct vm_config *cfg, char *why, size_t n);
+void vm_teardown(struct vm *vm);
 
 /* Ask the VMM to stop with `status`; callable from any thread, any number
  * of times. Only the first status is kept. */

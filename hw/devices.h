@@ -65,6 +65,15 @@ int serial_restore(struct serial *s, const struct serial_state *in);
 /* 0xFE on port 0x64 → vm_request_exit(vm, VMM_EXIT_OK). */
 struct i8042 *i8042_create(struct vm *vm);
 void i8042_destroy(struct i8042 *k);
+/* Type Ctrl-Alt-Del (press Ctrl, Alt, Delete; release them in reverse):
+ * scancode set 1 while the controller translates (the default), set 2
+ * otherwise, handed to the guest one byte per read of port 0x60, each
+ * with IRQ 1, as keyboard data. A guest whose i8042 driver does not probe
+ * for a keyboard (Linux: i8042.dumbkbd) reboots on it. Returns false if
+ * the previous sequence is still being read. */
+bool i8042_send_ctrl_alt_del(struct i8042 *k);
+
+#define I8042_KBD_QUEUE 16
 
 struct i8042_state {
 	uint8_t ctr;	     /* controller configuration ("command") byte */
@@ -76,6 +85,8 @@ struct i8042_state {
 	uint8_t pending_cmd; /* command waiting for its data byte, 0: none */
 	uint8_t last_cmd;    /* A2: last write went to the command port */
 	uint8_t irq1_level, irq12_level;
+	uint8_t kbd_qlen; /* scancodes waiting behind the output buffer */
+	uint8_t kbd_queue[I8042_KBD_QUEUE];
 };
 
 void i8042_save(const struct i8042 *k, struct i8042_state *out);

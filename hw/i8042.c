@@ -213,6 +213,17 @@ static void write_data(struct i8042 *k, uint8_t val)
 	}
 }
 
+/* The next queued scancode goes into an empty output buffer, unless the
+ * guest disabled the keyboard interface. */
+static void pump_keyboard(struct i8042_state *st)
+{
+	if (st->obf || !st->kbd_qlen || (st->ctr & CTR_KBDDIS))
+		return;
+	output(st, st->kbd_queue[0], false, false, true);
+	st->kbd_qlen--;
+	memmove(st->kbd_queue, st->kbd_queue + 1, st->kbd_qlen);
+}
+
 static uint8_t read_data(struct i8042_state *st)
 {
 	st->obf = 0;
@@ -252,7 +263,9 @@ static void i8042_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bo
 	} else {
 		data[0] = cmd_port ? read_status(st) : read_data(st);
 	}
-	update_irqs(k, false);
+	update_irqs(k, false); /* a read of 0x60 drops IRQ 1 ... */
+	pump_keyboard(st);
+	update_irqs(k, false); /* ... so the next scancode raises it again: an edge */
 	pthread_mutex_unlock(&k->lock);
 	if (!is_write)
 		for (uint32_t i = 1; i < len; i++)
@@ -298,6 +311,27 @@ void i8042_destroy(struct i8042 *k)
 	free(k);
 }
 
+bool i8042_send_ctrl_alt_del(struct i8042 *k)
+{
+	static const uint8_t set1[] = { 0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d };
+	static const uint8_t set2[] = { 0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0,
+					0x71, 0xf0, 0x11, 0xf0, 0x14 };
+	pthread_mutex_lock(&k->lock);
+	struct i8042_state *st = &k->st;
+	bool xlate = st->ctr & CTR_XLATE;
+	const uint8_t *codes = xlate ? set1 : set2;
+	size_t n = xlate ? sizeof(set1) : sizeof(set2);
+	bool ok = st->kbd_qlen == 0; /* one sequence at a time */
+	if (ok) {
+		memcpy(st->kbd_queue + st->kbd_qlen, codes, n);
+		st->kbd_qlen = (uint8_t)(st->kbd_qlen + n);
+		pump_keyboard(st);
+		update_irqs(k, false);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return ok;
+}
+
 void i8042_save(const struct i8042 *ck, struct i8042_state *out)
 {
 	struct i8042 *k = (struct i8042 *)ck;
@@ -313,6 +347,8 @@ void i8042_restore(struct i8042 *k, const struct i8042_state *in)
 	k->st.obf = !!k->st.obf;
 	k->st.out_irq = !!k->st.out_irq;
 	k->st.last_cmd = !!k->st.last_cmd;
+	if (k->st.kbd_qlen > I8042_KBD_QUEUE)
+		k->st.kbd_qlen = I8042_KBD_QUEUE;
 	update_irqs(k, true); /* drive both lines to what the state says */
 	pthread_mutex_unlock(&k->lock);
 }

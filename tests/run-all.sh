@@ -23,7 +23,7 @@ run_unit() { # label, dir
 
 run_fuzz() { # a clean bounded run counts as one passed test
 	local log; log=$(mktemp)
-	echo "== fuzz: fuzz_virtqueue (libFuzzer, ${FUZZ_SECS:-30} s over tests/fuzz/corpus/virtqueue)"
+	echo "== fuzz: fuzz_virtqueue, fuzz_http, fuzz_net_tx (libFuzzer, ${FUZZ_SECS:-20} s each over tests/fuzz/corpus/*)"
 	if make --no-print-directory fuzz >"$log" 2>&1; then
 		grep -E '^(Done |stat::new_units_added)' "$log"
 		count fuzz 1 0
@@ -42,9 +42,10 @@ run_e2e() { # label, vmm binary
 	local rc=${PIPESTATUS[0]}
 	local summary; summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$log" | tail -1)
 	local p f e
-	p=$(echo "$summary" | sed -nE 's/.*[^0-9]?([0-9]+) passed.*/\1/p')
-	f=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
-	e=$(echo "$summary" | sed -nE 's/.* ([0-9]+) error.*/\1/p')
+	# Whole numbers, at the start of the line or after a non-digit.
+	p=$(echo "$summary" | sed -nE 's/(^|.*[^0-9])([0-9]+) passed.*/\2/p')
+	f=$(echo "$summary" | sed -nE 's/(^|.*[^0-9])([0-9]+) failed.*/\2/p')
+	e=$(echo "$summary" | sed -nE 's/(^|.*[^0-9])([0-9]+) error.*/\2/p')
 	f=$(( ${f:-0} + ${e:-0} ))
 	[[ $rc -ne 0 && $f -eq 0 ]] && f=1 # pytest broke before counting
 	count "$1" "${p:-0}" "$f"

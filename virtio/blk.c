@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <linux/virtio_ids.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -52,6 +53,8 @@ static void req_put(struct virtio_blk *b, struct blk_req *r)
 static void complete(struct virtio_blk *b, struct blk_req *r, uint8_t status)
 {
 	struct virtqueue *vq = blk_vq(b);
+	if (status != VIRTIO_BLK_S_OK)
+		b->stats.errors++;
 	if (vq_enabled(vq) && !b->vdev.st->reset_pending) {
 		*r->status = status;
 		vq_push(vq, r->chain.head, status == VIRTIO_BLK_S_OK ? r->written : 1);
@@ -132,6 +135,21 @@ static void start_rw(struct virtio_blk *b, struct blk_req *r, const struct blk_p
 	submit(b, r);
 }
 
+static void count(struct virtio_blk_stats *st, const struct blk_parsed *p)
+{
+	if (p->type == VIRTIO_BLK_T_IN) {
+		st->reads++;
+		st->read_bytes += p->len;
+	} else if (p->type == VIRTIO_BLK_T_OUT) {
+		st->writes++;
+		st->write_bytes += p->len;
+	} else if (p->type == VIRTIO_BLK_T_FLUSH) {
+		st->flushes++;
+	} else {
+		st->other++;
+	}
+}
+
 static void start(struct virtio_blk *b, struct blk_req *r)
 {
 	struct blk_parsed p;
@@ -145,6 +163,7 @@ static void start(struct virtio_blk *b, struct blk_req *r)
 	}
 	r->status = p.status;
 	r->written = p.written;
+	count(&b->stats, &p);
 	if (s != VIRTIO_BLK_S_OK) {
 		complete(b, r, (uint8_t)s);
 		return;
@@ -256,6 +275,7 @@ static void on_engine_event(void *opaque, uint32_t events)
 		return;
 	pthread_mutex_lock(&b->vdev.lock);
 	reap_all(b);
+	b->be.engine->commit(&b->be); /* the rest of short transfers */
 	if (b->vdev.st->reset_pending) {
 		if (!b->inflight)
 			virtio_dev_reset_done(&b->vdev);
@@ -437,3 +457,42 @@ const struct virtio_device_kind virtio_blk_kind = {
 	.name = "virtio-blk",
 	.create_all = blk_create_all,
 };
+
+/* ---- the API: backing-file swap, statistics ---- */
+
+int virtio_blk_swap_image(struct virtio_blk *b, const char *path, char *why, size_t n)
+{
+	struct virtio_blk_settings *set = &b->st.settings;
+	struct disk_config cfg = { .ro = set->ro };
+	struct disk_image img;
+	if (strlen(path) >= sizeof(cfg.path)) {
+		snprintf(why, n, "path too long");
+		return -1;
+	}
+	memcpy(cfg.path, path, strlen(path) + 1);
+	pthread_mutex_lock(&b->vdev.lock);
+	int rc = b->inflight ? -1 : 0;
+	if (rc)
+		snprintf(why, n, "%u requests in flight; retry", b->inflight);
+	else if ((rc = disk_image_open(&cfg, &img) ? -1 : 0))
+		snprintf(why, n, "%s", vmm_log_last_error());
+	if (rc == 0) {
+		struct disk_image old = b->img;
+		b->img = img;
+		b->be.fd = img.fd;
+		memcpy(set->path, cfg.path, sizeof(set->path));
+		b->st.config.capacity = img.size >> 9;
+		b->lim.capacity = b->st.config.capacity;
+		virtio_dev_config_changed(&b->vdev);
+		disk_image_close(&old);
+	}
+	pthread_mutex_unlock(&b->vdev.lock);
+	return rc;
+}
+
+void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *out)
+{
+	pthread_mutex_lock(&b->vdev.lock);
+	*out = b->stats;
+	pthread_mutex_unlock(&b->vdev.lock);
+}

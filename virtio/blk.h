@@ -80,6 +80,13 @@ int blk_parse(struct vq_chain *c, const struct blk_limits *lim, struct blk_parse
 
 struct blk_req;
 
+/* Requests completed since creation, by type (metrics). */
+struct virtio_blk_stats {
+	uint64_t reads, writes, flushes, other; /* other: GET_ID, DISCARD, WRITE_ZEROES */
+	uint64_t read_bytes, write_bytes;
+	uint64_t errors; /* completed with IOERR or UNSUPP */
+};
+
 struct virtio_blk {
 	struct virtio_blk_state st; /* everything a snapshot needs */
 	struct virtio_dev vdev;
@@ -92,6 +99,7 @@ struct virtio_blk {
 	unsigned inflight; /* handed to the engine, not yet reaped */
 	bool stalled;      /* out of request slots with work left in the ring */
 	bool be_on_loop;
+	struct virtio_blk_stats stats; /* under vdev.lock */
 	struct ratelimit rl;
 };
 
@@ -100,6 +108,12 @@ struct virtio_blk {
 struct virtio_blk *virtio_blk_create(struct vm *vm, const struct disk_config *cfg, unsigned slot,
 				     int *status);
 void virtio_blk_destroy(struct virtio_blk *b);
+/* Use the image at `path` from now on (same read-only mode, locked the
+ * same way): the capacity is re-read and the driver gets a
+ * configuration-change interrupt. Refused while requests are in flight.
+ * Returns 0, or -1 with the reason in why. Event loop thread. */
+int virtio_blk_swap_image(struct virtio_blk *b, const char *path, char *why, size_t n);
+void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *out);
 
 extern const struct virtio_device_kind virtio_blk_kind;
 

@@ -74,6 +74,11 @@ void virtio_dev_used(struct virtio_dev *d, unsigned q)
 		raise_irq(d, VIRTIO_MMIO_INT_VRING);
 }
 
+void virtio_dev_interrupt(struct virtio_dev *d)
+{
+	raise_irq(d, VIRTIO_MMIO_INT_VRING);
+}
+
 bool virtio_dev_queue_live(const struct virtio_dev *d, unsigned q)
 {
 	const struct virtio_mmio_state *st = d->st;
@@ -338,7 +343,7 @@ static uint32_t read_reg(struct virtio_dev *d, uint64_t reg)
 	case VIRTIO_MMIO_QUEUE_READY:
 		return q ? q->ready : 0;
 	case VIRTIO_MMIO_INTERRUPT_STATUS:
-		return st->interrupt_status;
+		return st->interrupt_status | (d->external ? VIRTIO_MMIO_INT_VRING : 0);
 	case VIRTIO_MMIO_STATUS:
 		return st->status | (st->needs_reset ? VIRTIO_CONFIG_S_NEEDS_RESET : 0);
 	case VIRTIO_MMIO_SHM_LEN_LOW:
@@ -455,6 +460,19 @@ static void on_notify(void *opaque, uint32_t events)
 	if (virtio_dev_queue_live(d, n->queue) && d->ops->queue_notify)
 		d->ops->queue_notify(d, n->queue);
 	pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_mmio_set_external(struct virtio_dev *d, bool external)
+{
+	if (d->external == external)
+		return;
+	d->external = external;
+	for (unsigned q = 0; q < d->ops->num_queues; q++) {
+		if (external)
+			loop_del(&d->vm->loop, d->notify_fd[q]);
+		else
+			loop_add(&d->vm->loop, d->notify_fd[q], EPOLLIN, on_notify, &d->notify_ctx[q]);
+	}
 }
 
 /* ---- life cycle ---- */

@@ -94,6 +94,7 @@ struct virtio_dev {
 	int irq_fd;                                /* irqfd (eventfd) */
 	int notify_fd[VIRTIO_MMIO_MAX_QUEUES];     /* ioeventfds */
 	bool kvm_attached;
+	bool external; /* vhost: the kernel reads the kicks and raises the irqfd */
 	struct virtio_notify_ctx notify_ctx[VIRTIO_MMIO_MAX_QUEUES];
 	struct virtqueue vq[VIRTIO_MMIO_MAX_QUEUES];
 	char name[24];                             /* "virtio-blk0" */
@@ -128,6 +129,10 @@ void virtio_mmio_access(void *dev, uint64_t offset, uint8_t *data, uint32_t len,
 /* Queue q's used ring has new entries: publish them and interrupt the
  * driver unless it suppressed that. */
 void virtio_dev_used(struct virtio_dev *d, unsigned q);
+/* Raise the used-buffer interrupt now: for a device that publishes its
+ * used ring in steps (vq_publish()) and decides once per batch, with
+ * vq_need_interrupt(), whether the driver wants to hear about them. */
+void virtio_dev_interrupt(struct virtio_dev *d);
 /* Device config changed: bump ConfigGeneration, interrupt. */
 void virtio_dev_config_changed(struct virtio_dev *d);
 /* The device is in an error state: DEVICE_NEEDS_RESET + interrupt. */
@@ -137,6 +142,12 @@ void virtio_dev_needs_reset(struct virtio_dev *d, const char *why);
 void virtio_dev_kick(struct virtio_dev *d, unsigned q);
 /* Finish a reset that the device's reset() deferred. */
 void virtio_dev_reset_done(struct virtio_dev *d);
+/* Hand the queue notifications to someone else (vhost), or take them
+ * back: the ioeventfds leave (or rejoin) the event loop, and while
+ * external, InterruptStatus always shows the used-buffer bit, since the
+ * irqfd is then written without the transport knowing (a driver checking
+ * an idle queue finds nothing; nothing is lost). */
+void virtio_mmio_set_external(struct virtio_dev *d, bool external);
 /* The driver set DRIVER_OK, queue q is ready, and nothing is wrong. */
 bool virtio_dev_queue_live(const struct virtio_dev *d, unsigned q);
 bool virtio_dev_has_feature(const struct virtio_dev *d, unsigned bit);

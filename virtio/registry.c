@@ -12,9 +12,11 @@
 #include "../vmm.h"
 #include "blk.h"
 #include "mmio.h"
+#include "net.h"
 
 static const struct virtio_device_kind *const kinds[] = {
 	&virtio_blk_kind,
+	&virtio_net_kind,
 };
 
 int virtio_devices_create(struct vm *vm)
@@ -25,6 +27,14 @@ int virtio_devices_create(struct vm *vm)
 			return rc;
 	}
 	return 0;
+}
+
+bool virtio_kind_available(const char *name)
+{
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kinds[i]->name, name) == 0)
+			return true;
+	return false;
 }
 
 void virtio_devices_destroy(struct vm *vm)

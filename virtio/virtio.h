@@ -6,6 +6,7 @@
 #ifndef VMM_VIRTIO_VIRTIO_H
 #define VMM_VIRTIO_VIRTIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,8 @@ struct virtio_device_kind {
 
 /* Every kind, in window order. */
 int virtio_devices_create(struct vm *vm);
+/* Is a device kind of that name ("virtio-net") part of this VMM? */
+bool virtio_kind_available(const char *name);
 /* Tear every device down; the vCPUs must be stopped. */
 void virtio_devices_destroy(struct vm *vm);
 

@@ -181,8 +181,17 @@ static int walk_chain(struct virtqueue *vq, struct vq_chain *c)
 int vq_pop(struct virtqueue *vq, struct vq_chain *c)
 {
 	struct vq_state *st = vq->st;
-	uint16_t avail_idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
-	uint16_t pending = (uint16_t)(avail_idx - st->last_avail);
+	/* The avail index as last read covers entries not yet taken: use it
+	 * without touching the driver's cache line again (unless last_avail
+	 * was changed behind our back, e.g. by a restore or vhost). */
+	uint16_t avail_idx = vq->avail_shadow, pending = 0;
+	if (vq->shadow_ok && vq->shadow_at == st->last_avail)
+		pending = (uint16_t)(avail_idx - st->last_avail);
+	if (pending == 0 || pending > st->size) {
+		avail_idx = vq->avail_shadow = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
+		vq->shadow_ok = true;
+		pending = (uint16_t)(avail_idx - st->last_avail);
+	}
 	if (pending == 0)
 		return VQ_EMPTY;
 	if (pending > st->size) {
@@ -198,6 +207,7 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *c)
 		return VQ_BROKEN;
 	}
 	st->last_avail++;
+	vq->shadow_at = st->last_avail;
 	c->head = head;
 	c->nr_out = c->nr_in = 0;
 	c->out_len = c->in_len = 0;
@@ -269,4 +279,9 @@ bool vq_enable_notify(struct virtqueue *vq)
 	 * buffer added in between would get neither a notify nor a look. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) != st->last_avail;
+}
+
+bool vq_has_avail(struct virtqueue *vq)
+{
+	return __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) != vq->st->last_avail;
 }

@@ -47,6 +47,9 @@ struct virtqueue {
 	struct vring_desc *desc;
 	struct vring_avail *avail;
 	struct vring_used *used;
+	uint16_t avail_shadow; /* avail->idx as last read (acquire) ... */
+	uint16_t shadow_at;    /* ... valid while last_avail is still this */
+	bool shadow_ok;
 	const char *name; /* for messages, e.g. "virtio-blk0 q0" */
 	struct ratelimit rl;
 };
@@ -98,6 +101,9 @@ bool vq_need_interrupt(struct virtqueue *vq);
  * caller must then keep processing, or it could miss them). */
 void vq_disable_notify(struct virtqueue *vq);
 bool vq_enable_notify(struct virtqueue *vq);
+/* Has the driver made buffers available that vq_pop() has not taken?
+ * (A fresh look at avail->idx, for a device polling the ring.) */
+bool vq_has_avail(struct virtqueue *vq);
 
 /* The spec's vring_need_event(): should moving old -> new_idx signal the
  * side that asked to hear about event_idx? */

@@ -199,6 +199,7 @@ extern struct options opt;
 typedef bool (*test_fn)(char *why, size_t n);
 bool test_smp(char *why, size_t n);
 bool test_kvmclock(char *why, size_t n);
+bool test_counter(char *why, size_t n);
 bool test_memtest(char *why, size_t n);
 
 #endif

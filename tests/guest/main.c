@@ -1,6 +1,7 @@
 /* CPL3 side of the test guest: options, test dispatch, simple tests. */
 #include "blk.h"
 #include "guest.h"
+#include "net.h"
 
 struct options opt = {.test = "hello", .sleep_ms = 300};
 bool exit_via_debug;
@@ -106,7 +107,7 @@ static bool parse_cmdline(char *why, size_t n)
 		} else if (!strcmp(key, "sleep_ms") && val && parse_u64(val, &num) &&
 			   num <= 3600000) {
 			opt.sleep_ms = num;
-		} else if (!parse_blk_option(key, val)) {
+		} else if (!parse_blk_option(key, val) && !parse_net_option(key, val)) {
 			snformat(why, n, "bad option guest.%s%s%s", key, val ? "=" : "",
 				 val ? val : "");
 			return false;
@@ -217,6 +218,9 @@ static const struct {
 	{"blk_durable", test_blk_durable},
 	{"blk_bench", test_blk_bench},
 	{"blk_evil", test_blk_evil},
+	{"counter", test_counter},
+	{"net", test_net},
+	{"net_bench", test_net_bench},
 };
 /* clang-format on */
 

@@ -7,10 +7,13 @@
 #include <cmocka.h>
 
 #include "cli.h"
+#include "config.h"
 
 static char errbuf[4096];
 
-/* Parse a NULL-terminated argument list; messages land in errbuf. */
+/* Parse a NULL-terminated argument list; messages land in errbuf. Unless
+ * the result is CLI_RUN, cfg's strings are freed at once (tests look only
+ * at the message); otherwise the test frees them. */
 static enum cli_result parse(struct vm_config *cfg, const char **args)
 {
 	char *argv[32];
@@ -26,6 +29,8 @@ static enum cli_result parse(struct vm_config *cfg, const char **args)
 	enum cli_result r = cli_parse(argc, argv, cfg, out, err);
 	fclose(out);
 	fclose(err);
+	if (r != CLI_RUN)
+		vm_config_free(cfg);
 	return r;
 }
 
@@ -44,6 +49,7 @@ static void full_command_line(void **state)
 	assert_int_equal(cfg.console, CONSOLE_FILE);
 	assert_string_equal(cfg.console_path, "/tmp/x");
 	assert_true(cfg.debug_exit);
+	vm_config_free(&cfg);
 }
 
 static void defaults(void **state)
@@ -57,6 +63,35 @@ static void defaults(void **state)
 	assert_int_equal(cfg.console, CONSOLE_STDIO);
 	assert_false(cfg.debug_exit);
 	assert_null(cfg.cmdline);
+	assert_null(cfg.api_sock);
+	assert_null(cfg.config_file);
+	assert_null(cfg.id);
+	vm_config_free(&cfg);
+}
+
+static void api_options(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	const char *args[] = { "--api-sock", "/run/a.sock", "--config-file", "vm.json", "--id",
+			       "vm_1-a", NULL };
+	assert_int_equal(parse(&cfg, args), CLI_RUN);
+	assert_string_equal(cfg.api_sock, "/run/a.sock");
+	assert_string_equal(cfg.config_file, "vm.json");
+	assert_string_equal(cfg.id, "vm_1-a");
+	assert_null(cfg.kernel);
+	vm_config_free(&cfg);
+	const char *bad_id[] = { "--id", "a b", NULL };
+	assert_int_equal(parse(&cfg, bad_id), CLI_ERROR);
+	assert_non_null(strstr(errbuf, "--id: invalid value 'a b'"));
+	const char *empty[] = { "--api-sock", "", NULL };
+	assert_int_equal(parse(&cfg, empty), CLI_ERROR);
+	assert_non_null(strstr(errbuf, "--api-sock: empty path"));
+	/* A repeated flag: the last one wins, nothing leaks. */
+	const char *twice[] = { "--kernel", "a", "--kernel", "b", NULL };
+	assert_int_equal(parse(&cfg, twice), CLI_RUN);
+	assert_string_equal(cfg.kernel, "b");
+	vm_config_free(&cfg);
 }
 
 /* Every bad value is refused with a message naming the flag and value. */
@@ -206,6 +241,7 @@ int main(void)
 		cmocka_unit_test(bad_values), cmocka_unit_test(unknown_and_missing),
 		cmocka_unit_test(help_and_version), cmocka_unit_test(disks),
 		cmocka_unit_test(bad_disks), cmocka_unit_test(too_many_disks),
+		cmocka_unit_test(api_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -199,6 +199,50 @@ static void absent_devices_and_irqs(void **state)
 	fx_close(&f);
 }
 
+/* Read n scancodes the way Linux's interrupt handler does: status, then
+ * data, each with IRQ 1 raised and dropped by the read. */
+static void expect_keys(struct fx *f, const uint8_t *codes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t st = devtest_in8(f->vm, CMD);
+		assert_int_equal(st & (STR_OBF | STR_AUXDATA | STR_TIMEOUT), STR_OBF);
+		assert_int_equal(state_of(f).irq1_level, 1);
+		assert_int_equal(devtest_in8(f->vm, DATA), codes[i]);
+	}
+	assert_int_equal(devtest_in8(f->vm, CMD) & STR_OBF, 0);
+	assert_int_equal(state_of(f).irq1_level, 0);
+}
+
+static void ctrl_alt_del(void **state)
+{
+	(void)state;
+	static const uint8_t set1[] = { 0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d };
+	static const uint8_t set2[] = { 0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0,
+					0x71, 0xf0, 0x11, 0xf0, 0x14 };
+	struct fx f;
+	fx_open(&f);
+	/* Translation on (the firmware default): scancode set 1. */
+	assert_true(i8042_send_ctrl_alt_del(f.k));
+	assert_false(i8042_send_ctrl_alt_del(f.k)); /* one sequence at a time */
+	expect_keys(&f, set1, sizeof(set1));
+	assert_true(i8042_send_ctrl_alt_del(f.k));
+	expect_keys(&f, set1, sizeof(set1));
+	/* Translation off: set 2. */
+	devtest_out8(f.vm, CMD, 0x60);
+	devtest_out8(f.vm, DATA, 0x05);
+	assert_true(i8042_send_ctrl_alt_del(f.k));
+	expect_keys(&f, set2, sizeof(set2));
+	/* A disabled keyboard interface holds the keys back. */
+	devtest_out8(f.vm, CMD, 0xad);
+	assert_true(i8042_send_ctrl_alt_del(f.k));
+	assert_int_equal(devtest_in8(f.vm, CMD) & STR_OBF, 0);
+	devtest_out8(f.vm, CMD, 0xae);
+	expect_keys(&f, set2, sizeof(set2));
+	/* Nothing here resets the VM: the guest decides. */
+	assert_int_equal(atomic_load(&f.vm->exit_status), -1);
+	fx_close(&f);
+}
+
 static void save_restore(void **state)
 {
 	(void)state;
@@ -256,7 +300,7 @@ int main(void)
 	    cmocka_unit_test(status_after_reset),      cmocka_unit_test(reset_command_exits_ok),
 	    cmocka_unit_test(self_test_and_ctr),       cmocka_unit_test(linux_probe_sequence),
 	    cmocka_unit_test(absent_devices_and_irqs), cmocka_unit_test(save_restore),
-	    cmocka_unit_test(garbage_accesses),
+	    cmocka_unit_test(garbage_accesses),        cmocka_unit_test(ctrl_alt_del),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
