@@ -157,6 +157,7 @@ size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 bool parse_u64(const char *s, uint64_t *out);
+const char *parse_u64_prefix(const char *s, uint64_t *out);
 
 void serial_write(const char *s, size_t n); /* any ring */
 void serial_write_ring0(const char *s, size_t n);

@@ -61,8 +61,9 @@ int strncmp(const char *a, const char *b, size_t n)
 	return 0;
 }
 
-/* Decimal, or hex with 0x. Whole string must be a number. */
-bool parse_u64(const char *s, uint64_t *out)
+/* Decimal, or hex with 0x, at the start of s. Returns the first character
+ * after the number, or NULL if there are no digits or the value overflows. */
+const char *parse_u64_prefix(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;
 	unsigned base = 10;
@@ -70,9 +71,8 @@ bool parse_u64(const char *s, uint64_t *out)
 		base = 16;
 		s += 2;
 	}
-	if (!*s)
-		return false;
-	for (; *s; s++) {
+	const char *start = s;
+	for (;; s++) {
 		unsigned d;
 		if (*s >= '0' && *s <= '9')
 			d = (unsigned)(*s - '0');
@@ -81,13 +81,22 @@ bool parse_u64(const char *s, uint64_t *out)
 		else if (base == 16 && *s >= 'A' && *s <= 'F')
 			d = (unsigned)(*s - 'A' + 10);
 		else
-			return false;
+			break;
 		if (v > (UINT64_MAX - d) / base)
-			return false;
+			return NULL;
 		v = v * base + d;
 	}
+	if (s == start)
+		return NULL;
 	*out = v;
-	return true;
+	return s;
+}
+
+/* The whole string must be a number. */
+bool parse_u64(const char *s, uint64_t *out)
+{
+	const char *end = parse_u64_prefix(s, out);
+	return end && *end == '\0';
 }
 
 /* ---- COM1, polled ---- */

@@ -34,40 +34,19 @@ void *galloc(uint64_t size, uint64_t align)
 
 /* ---- discovery: "virtio_mmio.device=<size>[KMG]@<addr>:<irq>[:<id>]" ---- */
 
-static const char *parse_num(const char *s, uint64_t *v)
-{
-	unsigned base = 10;
-	*v = 0;
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-		base = 16;
-		s += 2;
-	}
-	for (;; s++) {
-		unsigned d;
-		if (*s >= '0' && *s <= '9')
-			d = (unsigned)(*s - '0');
-		else if (base == 16 && *s >= 'a' && *s <= 'f')
-			d = (unsigned)(*s - 'a' + 10);
-		else if (base == 16 && *s >= 'A' && *s <= 'F')
-			d = (unsigned)(*s - 'A' + 10);
-		else
-			return s;
-		*v = *v * base + d;
-	}
-}
-
 static bool parse_device(const char *s, struct vdev *d)
 {
 	uint64_t size, addr, irq;
-	s = parse_num(s, &size);
+	if (!(s = parse_u64_prefix(s, &size)))
+		return false;
 	if (*s == 'K' || *s == 'k' || *s == 'M' || *s == 'm' || *s == 'G' || *s == 'g')
 		s++;
 	if (*s++ != '@')
 		return false;
-	s = parse_num(s, &addr);
-	if (*s++ != ':')
+	if (!(s = parse_u64_prefix(s, &addr)) || *s++ != ':')
 		return false;
-	parse_num(s, &irq);
+	if (!parse_u64_prefix(s, &irq))
+		return false;
 	if (!addr || addr >= (4ULL << 30))
 		return false;
 	d->base = addr;
