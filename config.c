@@ -15,13 +15,15 @@ void vm_config_init(struct vm_config *cfg)
 	cfg->cpus = 1;
 	cfg->console = CONSOLE_STDIO;
 	cfg->logger.level = VMM_LOG_INFO;
+	cfg->uid = cfg->gid = -1;
 }
 
 void vm_config_free(struct vm_config *cfg)
 {
 	char **strs[] = {&cfg->id,	     &cfg->kernel,	 &cfg->initrd,
 			 &cfg->cmdline,	     &cfg->console_path, &cfg->logger.path,
-			 &cfg->metrics_path, &cfg->api_sock,	 &cfg->config_file};
+			 &cfg->metrics_path, &cfg->api_sock,	 &cfg->config_file, &cfg->chroot,
+			 &cfg->restore_snapshot, &cfg->restore_mem, &cfg->incoming};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	vm_config_init(cfg);
@@ -207,10 +209,25 @@ void vm_config_name_devices(struct vm_config *cfg)
 	}
 }
 
+bool vm_config_balloon_fits(const struct vm_config *cfg, uint64_t amount_mib, char *why,
+			    size_t n)
+{
+	if (amount_mib <= cfg->mem_mib)
+		return true;
+	snprintf(why, n, "balloon amount_mib (--balloon size) %llu is more than the guest's RAM "
+		 "(%llu MiB)", (unsigned long long)amount_mib, (unsigned long long)cfg->mem_mib);
+	return false;
+}
+
 bool vm_config_bootable(const struct vm_config *cfg, char *why, size_t n)
 {
 	if (!cfg->kernel) {
 		snprintf(why, n, "no kernel: set boot-source (kernel_image_path) first");
+		return false;
+	}
+	if (cfg->ncpu_affinity && cfg->ncpu_affinity != cfg->cpus) {
+		snprintf(why, n, "cpu affinity lists %u host CPUs for %u vCPUs: give one per vCPU",
+			 cfg->ncpu_affinity, cfg->cpus);
 		return false;
 	}
 	return true;

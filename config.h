@@ -48,6 +48,11 @@ bool vm_config_put_net(struct vm_config *cfg, const struct net_config *net, char
  * "disk1", ..., "net0", ... by position. */
 void vm_config_name_devices(struct vm_config *cfg);
 
+/* A balloon target of amount_mib fits the guest's RAM (it cannot take
+ * more than there is). false with the reason in why. */
+bool vm_config_balloon_fits(const struct vm_config *cfg, uint64_t amount_mib, char *why,
+			    size_t n);
+
 /* Can this configuration boot? A kernel is needed. */
 bool vm_config_bootable(const struct vm_config *cfg, char *why, size_t n);
 

@@ -12,7 +12,7 @@ static int log_fd = -1; /* -1: stderr */
 static enum vmm_log_level log_level = VMM_LOG_WARNING;
 static bool log_show_level, log_show_origin;
 
-static __thread char last_error[256];
+static __thread char last_error[1024]; /* a fault_message for the API */
 
 static const char *const level_names[] = {
     [VMM_LOG_OFF] = "Off",   [VMM_LOG_ERROR] = "Error", [VMM_LOG_WARNING] = "Warning",
@@ -70,7 +70,7 @@ static void decoration(char *buf, size_t size, enum vmm_log_level level, const c
 static void vlog(enum vmm_log_level level, const char *file, int line, int err, const char *fmt,
 		 va_list ap)
 {
-	char msg[512], deco[96], out[700];
+	char msg[1024], deco[96], out[1200];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (err) {
 		size_t n = strlen(msg);

@@ -4,20 +4,27 @@
  * until something asks the VM to stop, and tear it down.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "boot/boot.h"
+#include "boot/cpuid.h"
+#include "boot/cpu_model.h"
 #include "config.h"
 #include "hw/devices.h"
 #include "kvm.h"
 #include "log.h"
+#include "module.h"
+#include "seccomp/sandbox.h"
 #include "vcpu.h"
 #include "virtio/virtio.h"
 #include "vmm.h"
@@ -77,11 +84,34 @@ static int setup_exit_path(struct vm *vm)
 	return 0;
 }
 
+/* The core's own memory options; the modules may then change the request
+ * (hugetlb pages). */
+static int memory_request(const struct vm_config *cfg, struct mem_request *req)
+{
+	mem_request_init(req);
+	if (cfg->huge_pages == HUGE_PAGES_TRANSPARENT || cfg->mem_merge)
+		req->backing = MEM_ANON_PRIVATE;
+	req->thp = cfg->huge_pages == HUGE_PAGES_TRANSPARENT;
+	req->merge = cfg->mem_merge;
+	return modules_mem_prepare(cfg, req);
+}
+
 static int setup_memory(struct vm *vm)
 {
-	if (guest_mem_init(&vm->mem, vm->cfg->mem_mib * MIB, 0) < 0)
+	struct mem_request req;
+	int rc = memory_request(vm->cfg, &req);
+	/* Saved state brings its RAM along (a snapshot's file, a stream). */
+	const struct vmm_module *owner = modules_start_owner(vm->cfg);
+	if (!rc && owner && owner->restore_memory)
+		rc = owner->restore_memory(vm, &req);
+	if (rc)
+		return rc;
+	if (guest_mem_create(&vm->mem, vm->cfg->mem_mib * MIB, &req) < 0)
 		return VMM_EXIT_RESOURCE;
 	vm->mem.dirty_log = vm->cfg->track_dirty_pages;
+	/* What KVM logs of the guest's writes, the VMM logs of its own. */
+	if (vm->mem.dirty_log && guest_mem_track_vmm(&vm->mem) < 0)
+		return VMM_EXIT_RESOURCE;
 	if (guest_mem_register(&vm->mem, vm->vm_fd) < 0)
 		return VMM_EXIT_RESOURCE;
 	return 0;
@@ -161,14 +191,58 @@ int vm_prepare(struct vm *vm)
 /* Build everything; returns 0 or the status to exit with. */
 static int vm_build(struct vm *vm)
 {
-	int rc = kvm_open_checked(vm->cfg->cpus, &vm->kvm_fd);
+	int fd, rc = kvm_open_checked(vm->cfg->cpus, &fd); /* the checks, prewarmed or not */
 	if (rc)
 		return rc;
+	if (vm->kvm_fd < 0)
+		vm->kvm_fd = fd;
+	else
+		close(fd);
+	/* A CPU model (--cpu) this host cannot give is refused before
+	 * anything is built. */
+	if ((rc = cpu_model_check(vm->kvm_fd, &vm->cfg->cpu)))
+		return rc;
 	struct boot_setup bs;
-	if ((rc = kvm_create_vm(vm)) || (rc = setup_memory(vm)) || (rc = setup_devices(vm)) ||
-	    (rc = boot_kernel(vm, &bs)) || (rc = setup_vcpus(vm, &bs)))
+	if ((vm->vm_fd < 0 && (rc = kvm_create_vm(vm))) || (rc = setup_memory(vm)) ||
+	    (rc = setup_devices(vm)))
+		return rc;
+	/* A VM started from saved state (a snapshot, a migration) gets its
+	 * vCPUs and state from the module that owns the start, not a kernel. */
+	const struct vmm_module *owner = modules_start_owner(vm->cfg);
+	if (owner)
+		return owner->restore(vm);
+	if ((rc = boot_kernel(vm, &bs)) || (rc = setup_vcpus(vm, &bs)))
 		return rc;
 	return 0;
+}
+
+int vm_prewarm(struct vm *vm)
+{
+	const char *path = getenv("VMM_KVM_DEVICE");
+	int fd = open(path && *path ? path : "/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/* Quietly: whatever is wrong is reported when the VM is built. */
+	if (ioctl(fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION ||
+	    kvm_missing_cap(fd, getenv("VMM_TEST_MISSING_CAP"))) {
+		close(fd);
+		return -1;
+	}
+	vm->kvm_fd = fd;
+	if (kvm_create_vm(vm) == 0) {
+		/* KVM's CPUID table too: every vCPU, a CPU model check and a
+		 * snapshot's CPU check need it (boot/cpuid.c keeps it). */
+		struct cpuid_buf *sup = malloc(sizeof(*sup));
+		if (sup)
+			cpuid_get_supported(fd, sup);
+		free(sup);
+		return 0;
+	}
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	close(fd);
+	vm->vm_fd = vm->kvm_fd = -1;
+	return -1;
 }
 
 int vm_boot(struct vm *vm)
@@ -176,8 +250,13 @@ int vm_boot(struct vm *vm)
 	int rc = vm_build(vm);
 	for (unsigned i = 0; rc == 0 && i < vm->ncpus; i++)
 		rc = vcpu_start(&vm->vcpus[i]);
+	/* Set-up is over: the main thread, the last to enter its sandbox,
+	 * does so before any vCPU is let into the guest. */
+	if (rc == 0)
+		rc = sandbox_enter(vm->sandbox, SANDBOX_MAIN);
 	if (rc == 0) {
 		vm->started = true;
+		vcpu_release_all(vm);
 		return 0;
 	}
 	vm_request_exit(vm, rc);
@@ -194,6 +273,13 @@ bool vm_devices_supported(const struct vm_config *cfg, char *why, size_t n)
 			 cfg->nets[0].id);
 		return false;
 	}
+	if (cfg->balloon.enabled && !virtio_kind_available("virtio-balloon")) {
+		snprintf(why, n,
+			 "a balloon is configured, but this VMM has no virtio-balloon device");
+		return false;
+	}
+	if (cfg->balloon.enabled && !vm_config_balloon_fits(cfg, cfg->balloon.amount_mib, why, n))
+		return false;
 	return true;
 }
 
@@ -207,6 +293,7 @@ int vm_run(struct vm *vm)
 
 void vm_teardown(struct vm *vm)
 {
+	modules_teardown(vm); /* their threads may still use the VM */
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	virtio_devices_destroy(vm); /* before RAM goes: I/O may be in flight */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "seccomp/sandbox.h"
 
 int vcpu_create(struct vm *vm, unsigned index)
 {
@@ -190,6 +191,7 @@ void vcpu_pause_init(struct vm *vm)
 	atomic_init(&p->requested, false);
 	p->paused = false;
 	p->parked = 0;
+	p->released = false;
 }
 
 void vcpu_pause_destroy(struct vm *vm)
@@ -207,6 +209,12 @@ static void park(struct vcpu *v)
 		pthread_mutex_unlock(&p->lock);
 		return;
 	}
+	/* An exit just handled (port or MMIO I/O) completes only on the next
+	 * KVM_RUN: enter once with immediate_exit so it does, and the state a
+	 * snapshot reads meanwhile is whole (api.rst, KVM_RUN). */
+	v->run->immediate_exit = 1;
+	if (ioctl(v->fd, KVM_RUN, 0) == 0)
+		vcpu_handle_exit(v); /* not expected: KVM ran no guest code */
 	v->run->immediate_exit = 0;
 	/* Tell the guest's kvmclock it was stopped, so its watchdogs do not
 	 * report a soft lockup for the time spent here. EINVAL: the guest
@@ -279,6 +287,28 @@ int vcpu_pause_all(struct vm *vm)
 	return 0;
 }
 
+/* ---- the start gate ---- */
+
+/* On the vCPU's thread: wait for vcpu_release_all(). False if the VM
+ * stops first. */
+static bool wait_released(struct vcpu *v)
+{
+	struct vcpu_pause *p = &v->vm->pause;
+	pthread_mutex_lock(&p->lock);
+	while (!p->released && !stopping(v))
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	return !stopping(v);
+}
+
+void vcpu_release_all(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause.lock);
+	vm->pause.released = true;
+	pthread_cond_broadcast(&vm->pause.cond);
+	pthread_mutex_unlock(&vm->pause.lock);
+}
+
 void vcpu_resume_all(struct vm *vm)
 {
 	struct vcpu_pause *p = &vm->pause;
@@ -287,6 +317,34 @@ void vcpu_resume_all(struct vm *vm)
 	atomic_store(&p->requested, false);
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+}
+
+int vcpu_pause_hold(struct vm *vm, const char *why, bool *was_running)
+{
+	*was_running = !vcpu_paused(vm);
+	if (*was_running && vcpu_pause_all(vm) < 0)
+		return -1;
+	pthread_mutex_lock(&vm->pause.lock);
+	vm->pause.hold = why;
+	pthread_mutex_unlock(&vm->pause.lock);
+	return 0;
+}
+
+void vcpu_pause_release(struct vm *vm, bool resume)
+{
+	pthread_mutex_lock(&vm->pause.lock);
+	vm->pause.hold = NULL;
+	pthread_mutex_unlock(&vm->pause.lock);
+	if (resume)
+		vcpu_resume_all(vm);
+}
+
+const char *vcpu_pause_held(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause.lock);
+	const char *why = vm->pause.hold;
+	pthread_mutex_unlock(&vm->pause.lock);
+	return why;
 }
 
 bool vcpu_paused(struct vm *vm)
@@ -307,6 +365,15 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
+	/* The filter goes in before the guest's first instruction, and the
+	 * thread waits until every other thread has its own too. */
+	int rc = sandbox_enter(v->vm->sandbox, SANDBOX_VCPU);
+	if (rc) {
+		vm_request_exit(v->vm, rc);
+		return NULL;
+	}
+	if (!wait_released(v))
+		return NULL;
 	atomic_store(&v->state, VCPU_RUNNING);
 	while (!stopping(v)) {
 		if (atomic_load_explicit(&v->vm->pause.requested, memory_order_acquire)) {
@@ -333,10 +400,34 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
+/* Thread attributes: pinned to one host CPU if --cpu-affinity says so, from
+ * its first instruction (so its first KVM_RUN already runs there). */
+static int vcpu_thread_attr(const struct vcpu *v, pthread_attr_t *attr)
+{
+	const struct vm_config *cfg = v->vm->cfg;
+	pthread_attr_init(attr);
+	if (v->index >= cfg->ncpu_affinity)
+		return 0;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cfg->cpu_affinity[v->index], &set);
+	return pthread_attr_setaffinity_np(attr, sizeof(set), &set);
+}
+
 int vcpu_start(struct vcpu *v)
 {
 	char name[16];
-	int err = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	pthread_attr_t attr;
+	int err = vcpu_thread_attr(v, &attr);
+	if (!err)
+		err = pthread_create(&v->thread, &attr, vcpu_thread, v);
+	pthread_attr_destroy(&attr);
+	if (err == EINVAL && v->index < v->vm->cfg->ncpu_affinity) {
+		vmm_err("--cpu-affinity: vCPU %u cannot run on host CPU %u (no such CPU, or not "
+			"in this process's CPU set)",
+			v->index, v->vm->cfg->cpu_affinity[v->index]);
+		return VMM_EXIT_USAGE;
+	}
 	if (err) {
 		vmm_err("cannot start vCPU %u thread: %s", v->index, strerror(err));
 		return VMM_EXIT_RESOURCE;

@@ -12,7 +12,11 @@
 int vcpu_create(struct vm *vm, unsigned index);
 /* Install the kick signal handler; call once before vcpu_start(). */
 int vcpu_install_kick_handler(void);
+/* Start the vCPU's thread. It installs its seccomp filter, then waits for
+ * vcpu_release_all() before its first KVM_RUN. */
 int vcpu_start(struct vcpu *v);
+/* Let the started vCPUs into the guest: once every thread is sandboxed. */
+void vcpu_release_all(struct vm *vm);
 /* Pausing (PATCH /vm). init/destroy: the vm->pause lock and condition. */
 void vcpu_pause_init(struct vm *vm);
 void vcpu_pause_destroy(struct vm *vm);
@@ -24,6 +28,14 @@ void vcpu_pause_destroy(struct vm *vm);
 int vcpu_pause_all(struct vm *vm);
 void vcpu_resume_all(struct vm *vm);
 bool vcpu_paused(struct vm *vm);
+/* Hold the VM paused for work that needs it still (a migration's final
+ * copy): pause it if it runs; until released, resuming is refused with
+ * `why`. Returns 0 and says whether it was running (release() resumes it
+ * only then), or -1 as vcpu_pause_all(). */
+int vcpu_pause_hold(struct vm *vm, const char *why, bool *was_running);
+void vcpu_pause_release(struct vm *vm, bool resume);
+/* Why resuming is refused now, or NULL. */
+const char *vcpu_pause_held(struct vm *vm);
 
 /* Stop every started vCPU thread and wait for it. */
 void vcpu_stop_all(struct vm *vm);

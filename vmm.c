@@ -15,6 +15,8 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "module.h"
+#include "seccomp/sandbox.h"
 #include "vmm.h"
 
 /* Command line, then the config file on top of it. Returns 0 or the
@@ -36,18 +38,24 @@ static int configure(int argc, char **argv, struct vm_config *cfg)
 		return VMM_EXIT_USAGE;
 	}
 	vm_config_name_devices(cfg);
+	int rc = modules_configure(cfg); /* a restore reads its configuration */
+	if (rc)
+		return rc;
+	/* A module that starts the VM from saved state needs no kernel. */
+	bool saved = modules_start_owner(cfg) != NULL;
 	char why[256];
-	if (!cfg->kernel && !cfg->api_sock) {
+	if (!cfg->kernel && !cfg->api_sock && !saved) {
 		vmm_err(
 		    "--kernel is required (or --config-file FILE, or --api-sock PATH to configure "
 		    "through the API; see --help)");
 		return VMM_EXIT_USAGE;
 	}
-	if (cfg->kernel && !vm_devices_supported(cfg, why, sizeof(why))) {
+	if ((cfg->kernel && !saved && !vm_config_bootable(cfg, why, sizeof(why))) ||
+	    ((cfg->kernel || saved) && !vm_devices_supported(cfg, why, sizeof(why)))) {
 		vmm_err("%s", why);
 		return VMM_EXIT_USAGE;
 	}
-	return 0;
+	return cfg->kernel || saved ? modules_check(cfg) : 0;
 }
 
 /* Everything after the configuration: the API, the boot, the loop. */
@@ -55,18 +63,30 @@ static int run(struct vm *vm, struct vm_config *cfg)
 {
 	struct api_ctx ctx;
 	struct api_server *server = NULL;
+	struct sandbox sb;
 	int status = vm_prepare(vm); /* before any thread: signals */
+	/* Before any thread too: each one enters its sandbox as it starts. */
+	if (!status && !(status = sandbox_init(&sb, cfg)))
+		vm->sandbox = &sb;
 	api_ctx_init(&ctx, cfg, &vm_api_ops, vm, &vm->loop);
 	if (!status && api_ctx_apply_startup(&ctx) < 0)
 		status = VMM_EXIT_RESOURCE;
-	if (!status && cfg->api_sock && !(server = api_server_start(cfg->api_sock, &ctx)))
+	if (!status && cfg->api_sock && !(server = api_server_start(cfg->api_sock, &ctx, &sb)))
 		status = VMM_EXIT_RESOURCE;
-	if (!status && cfg->kernel)
+	const struct vmm_module *owner = modules_start_owner(cfg);
+	if (!status && owner)
+		status = owner->start(vm, cfg);
+	else if (!status && cfg->kernel)
 		status = vm_boot(vm);
+	else if (!status)
+		vm_prewarm(vm); /* InstanceStart or a snapshot load comes later */
 	if (!status)
 		status = vm_run(vm);
 	api_server_stop(server);
 	api_ctx_destroy(&ctx);
+	if (vm->sandbox)
+		sandbox_destroy(&sb);
+	vm->sandbox = NULL;
 	return status;
 }
 
@@ -74,6 +94,9 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
 		return api_client_main(argc - 1, argv + 1);
+	const struct vmm_module *cmd = argc > 1 ? modules_command(argv[1]) : NULL;
+	if (cmd)
+		return cmd->command_main(argc - 1, argv + 1);
 	struct vm_config cfg;
 	int status = configure(argc, argv, &cfg);
 	if (status == 0) {

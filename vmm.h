@@ -16,6 +16,7 @@
 
 #define VMM_VERSION "0.1.0"
 #define VMM_MAX_CPUS 64
+#define VMM_MAX_HOST_CPUS 1024 /* CPU_SETSIZE: host CPU numbers for --cpu-affinity */
 
 /*
  * Exit statuses. Odd values belong to the guest: a debug-exit write of V
@@ -34,9 +35,15 @@ enum vmm_exit {
 	VMM_EXIT_SIGNAL = 16,      /* stopped by SIGINT, SIGTERM or SIGHUP */
 	VMM_EXIT_INTERNAL = 18,    /* a VMM bug or an unexpected KVM error */
 	VMM_EXIT_DISK = 20,        /* a disk image is missing, unreadable or locked */
+	VMM_EXIT_SECCOMP = 22,     /* a thread made a system call its seccomp filter forbids */
 };
 
 enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
+
+/* --seccomp (seccomp/sandbox.h): what a forbidden system call does. KILL:
+ * the VMM reports it and exits with VMM_EXIT_SECCOMP; LOG: the kernel logs
+ * it and lets it run; OFF: no filters. */
+enum sandbox_mode { SANDBOX_KILL, SANDBOX_LOG, SANDBOX_OFF };
 
 #define VMM_MAX_DISKS 8
 #define VMM_DISK_PATH_MAX 4096
@@ -79,6 +86,17 @@ struct net_config {
 	enum net_vhost vhost;
 };
 
+/* --balloon (or PUT /balloon): the virtio-balloon device, at most one.
+ * amount_mib is the host's target; it changes while the VM runs. */
+#define VMM_BALLOON_STATS_MAX_S 65535 /* stats_polling_interval_s, as Firecracker's u16 */
+struct balloon_config {
+	bool enabled;
+	bool deflate_on_oom;	  /* offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM */
+	bool free_page_reporting; /* offer VIRTIO_BALLOON_F_REPORTING */
+	uint32_t amount_mib;
+	uint32_t stats_interval_s; /* 0: no statistics queue */
+};
+
 /* PUT /logger: where diagnostics go (log.h). */
 struct logger_config {
 	char *path; /* NULL: stderr */
@@ -87,7 +105,25 @@ struct logger_config {
 	bool show_origin;
 };
 
-enum huge_pages { HUGE_PAGES_NONE };
+/* --cpu MODEL[,+FEATURE][,-FEATURE]...: the guest's CPU model and the named
+ * features shown (+) or hidden (-) on top of it (boot/cpu_model.h). Names
+ * are kept as given, resolved when the vCPUs are built: plain data that a
+ * snapshot or a migration can carry. */
+#define VMM_CPU_NAME_MAX 31
+#define VMM_CPU_EDITS_MAX 32
+struct cpu_feature_edit {
+	char name[VMM_CPU_NAME_MAX + 1]; /* the table's spelling */
+	bool on;
+};
+struct cpu_config {
+	char model[VMM_CPU_NAME_MAX + 1]; /* "": the default model */
+	unsigned nedits;
+	struct cpu_feature_edit edits[VMM_CPU_EDITS_MAX];
+};
+
+/* Backing of guest RAM: 4 KiB pages, transparent huge pages (madvise), or
+ * hugetlb pages of 2 MiB or 1 GiB (the hugepages module). */
+enum huge_pages { HUGE_PAGES_NONE, HUGE_PAGES_TRANSPARENT, HUGE_PAGES_2M, HUGE_PAGES_1G };
 
 /*
  * Everything that describes a VM, from the command line, a config file or
@@ -100,8 +136,13 @@ struct vm_config {
 	char *cmdline; /* NULL: the default */
 	uint64_t mem_mib;
 	unsigned cpus;
+	struct cpu_config cpu; /* --cpu */
 	bool track_dirty_pages; /* RAM registered with KVM_MEM_LOG_DIRTY_PAGES */
 	enum huge_pages huge_pages;
+	bool mem_merge; /* KSM: guest RAM is MADV_MERGEABLE */
+	/* vCPU n runs only on host CPU cpu_affinity[n]; ncpu_affinity 0: anywhere */
+	unsigned ncpu_affinity;
+	unsigned cpu_affinity[VMM_MAX_CPUS];
 	enum console_kind console;
 	char *console_path; /* CONSOLE_FILE */
 	bool debug_exit;
@@ -109,15 +150,26 @@ struct vm_config {
 	struct disk_config disks[VMM_MAX_DISKS];
 	unsigned nnets;
 	struct net_config nets[VMM_MAX_NETS];
+	struct balloon_config balloon;
 	bool has_logger;
 	struct logger_config logger;
 	char *metrics_path; /* NULL: no metrics */
 	/* How this process is driven: command line only, not in the JSON. */
 	char *api_sock;	   /* --api-sock */
 	char *config_file; /* --config-file */
+	enum sandbox_mode seccomp; /* --seccomp; default kill */
+	char *chroot;		   /* --chroot DIR; NULL: none */
+	long long uid, gid;	   /* --uid/--gid; -1: unchanged */
+	/* Start from saved state instead of a kernel (module migration):
+	 * --restore SNAPSHOT,MEMFILE (or PUT /snapshot/load), --incoming URI. */
+	char *restore_snapshot, *restore_mem;
+	bool restore_uffd;   /* restore_mem is a page-fault handler's socket */
+	bool restore_paused; /* stay paused after the restore (resume_vm false) */
+	char *incoming;
 };
 
 struct vm;
+struct sandbox;
 
 enum vcpu_state { VCPU_STOPPED, VCPU_RUNNING, VCPU_PAUSED };
 
@@ -144,6 +196,10 @@ struct vcpu_pause {
 	atomic_bool requested; /* read by every vCPU on each loop, lock-free */
 	bool paused;
 	unsigned parked; /* threads waiting in park() */
+	const char *hold; /* non-NULL: held paused, resuming refused; says why */
+	/* vCPU threads wait for this before their first KVM_RUN: set once every
+	 * thread has its seccomp filter (vcpu_release_all). */
+	bool released;
 };
 
 struct serial;
@@ -167,6 +223,7 @@ struct vm {
 	unsigned ncpus;
 	struct vcpu vcpus[VMM_MAX_CPUS];
 	struct vcpu_pause pause;
+	const struct sandbox *sandbox; /* seccomp/: NULL when not sandboxed (unit tests) */
 	bool started; /* built and the vCPUs started (InstanceStart) */
 
 	/* -1 while running; the first vm_request_exit() wins. */
@@ -180,6 +237,7 @@ struct vm {
 	struct debug_exit *debug_exit;
 	unsigned nvirtio;
 	struct virtio_dev *virtio[VMM_MAX_VIRTIO]; /* slot n = window n */
+	void *module_state[16]; /* module.h: module_state(), VMM_MAX_MODULES */
 };
 
 /* The VM's life (machine.c). Each returning int gives 0 or an exit status
@@ -187,6 +245,11 @@ struct vm {
 void vm_init_struct(struct vm *vm, const struct vm_config *cfg);
 /* Event loop, exit eventfd, signal handling: before any thread starts. */
 int vm_prepare(struct vm *vm);
+/* Create KVM's VM (irqchip, PIT) ahead, while the VMM waits for its
+ * configuration through the API: it needs none, and creating the PIT takes
+ * milliseconds on some hosts. Quiet; -1 leaves vm_boot() to do it (and
+ * report what is wrong). */
+int vm_prewarm(struct vm *vm);
 /* Build the VM from vm->cfg and start its vCPUs. */
 int vm_boot(struct vm *vm);
 /* Run the event loop until an exit is requested; stop the vCPUs; return

@@ -41,6 +41,14 @@ struct api_vmm_ops {
 	json_t *(*info)(void *vmm);
 	/* Per-device counters for a metrics line: {"vcpu": [...], "block": [...]} */
 	json_t *(*device_metrics)(void *vmm);
+	/* The VM itself, for compile-time modules' endpoints (snapshots,
+	 * migration); NULL (or a NULL op) when there is none (a fake VMM). */
+	struct vm *(*vm)(void *vmm);
+	/* The balloon of a started VM: a new target, a new statistics
+	 * interval (> 0), and GET /balloon/statistics's body (NULL: none). */
+	int (*balloon_set_target)(void *vmm, uint32_t amount_mib, char *why, size_t n);
+	int (*balloon_set_stats_interval)(void *vmm, uint32_t secs, char *why, size_t n);
+	json_t *(*balloon_stats)(void *vmm);
 };
 
 /* Counted by the API thread, read by metrics. */
@@ -98,8 +106,10 @@ struct api_server;
 
 /* Bind path (replacing a stale socket file, refusing one something
  * listens on), start the API thread, and serve requests through ctx on
- * ctx->loop. NULL on failure, with a message printed. */
-struct api_server *api_server_start(const char *path, struct api_ctx *ctx);
+ * ctx->loop. The thread enters sb's sandbox (NULL: none) before it
+ * accepts anything. NULL on failure, with a message printed. */
+struct api_server *api_server_start(const char *path, struct api_ctx *ctx,
+				    const struct sandbox *sb);
 /* Stop the thread, close every connection, remove the socket file. */
 void api_server_stop(struct api_server *s);
 

@@ -2,18 +2,24 @@
  * The API's view of the VMM (struct api_vmm_ops over struct vm). Runs on
  * the event loop thread, like every handler.
  */
+#include <fcntl.h>
 #include <linux/virtio_ids.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../boot/bzimage.h"
+#include "../boot/cpu_model.h"
 #include "../boot/elf.h"
 #include "../boot/kfile.h"
 #include "../hw/devices.h"
 #include "../log.h"
+#include "../module.h"
 #include "../vcpu.h"
+#include "../virtio/balloon.h"
 #include "../virtio/blk.h"
+#include "../virtio/net.h"
 #include "../virtio/tap.h"
 #include "backend.h"
 
@@ -49,6 +55,19 @@ static int check_kernel(const char *path)
 	return 0;
 }
 
+/* A --cpu model this host's KVM cannot give. A KVM that does not open here
+ * is left to the boot, which fails on it with its own status. */
+static int check_cpu_model(const struct vm_config *cfg)
+{
+	const char *path = getenv("VMM_KVM_DEVICE");
+	int fd = open(path ? path : "/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int rc = cpu_model_check(fd, &cfg->cpu);
+	close(fd);
+	return rc ? -1 : 0;
+}
+
 /* What a boot would trip over first, checked while nothing is built, so
  * a mistake there leaves the VMM waiting for a better configuration. */
 static int preflight(const struct vm_config *cfg)
@@ -59,9 +78,13 @@ static int preflight(const struct vm_config *cfg)
 		vmm_err("%s", why);
 		return -1;
 	}
-	if (check_kernel(cfg->kernel) < 0)
+	if (modules_check(cfg) || check_cpu_model(cfg) < 0)
 		return -1;
-	if (cfg->initrd) {
+	/* Started from saved state (a snapshot): no kernel is loaded. */
+	bool saved = modules_start_owner(cfg) != NULL;
+	if (!saved && check_kernel(cfg->kernel) < 0)
+		return -1;
+	if (!saved && cfg->initrd) {
 		int fd = kfile_open("initrd", cfg->initrd, &size);
 		if (fd < 0)
 			return -1;
@@ -119,7 +142,11 @@ static int be_pause(void *vmm, char *why, size_t n)
 
 static int be_resume(void *vmm, char *why, size_t n)
 {
-	(void)why, (void)n;
+	const char *held = vcpu_pause_held(vmm);
+	if (held) {
+		snprintf(why, n, "the microVM cannot be resumed now: %s", held);
+		return -1;
+	}
 	vcpu_resume_all(vmm);
 	return 0;
 }
@@ -203,6 +230,63 @@ static json_t *be_info(void *vmm)
 			 "devices", devs);
 }
 
+/* ---- the balloon ---- */
+
+static int be_balloon_set_target(void *vmm, uint32_t amount_mib, char *why, size_t n)
+{
+	struct virtio_balloon *b = virtio_balloon_find(vmm);
+	if (!b) {
+		snprintf(why, n, "no balloon device");
+		return -1;
+	}
+	virtio_balloon_set_target(b, amount_mib * (uint32_t)BALLOON_PAGES_PER_MIB);
+	return 0;
+}
+
+static int be_balloon_set_stats_interval(void *vmm, uint32_t secs, char *why, size_t n)
+{
+	struct virtio_balloon *b = virtio_balloon_find(vmm);
+	if (!b) {
+		snprintf(why, n, "no balloon device");
+		return -1;
+	}
+	return virtio_balloon_set_stats_interval(b, secs, why, n);
+}
+
+/* Firecracker's BalloonStats: the sizes, then only what the guest reported. */
+static json_t *be_balloon_stats(void *vmm)
+{
+	struct virtio_balloon *b = virtio_balloon_find(vmm);
+	struct virtio_balloon_report r;
+	if (!b)
+		return NULL;
+	virtio_balloon_get_report(b, &r);
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I}", "target_pages", (json_int_t)r.target_pages,
+			      "actual_pages", (json_int_t)r.actual_pages, "target_mib",
+			      (json_int_t)(r.target_pages / BALLOON_PAGES_PER_MIB), "actual_mib",
+			      (json_int_t)(r.actual_pages / BALLOON_PAGES_PER_MIB));
+	for (unsigned tag = 0; o && tag < BALLOON_STAT_TAGS; tag++)
+		if (r.stats.valid & (1U << tag))
+			json_object_set_new(o, balloon_stat_name(tag),
+					    json_integer((json_int_t)r.stats.val[tag]));
+	return o;
+}
+
+static json_t *balloon_metrics(struct virtio_balloon *b)
+{
+	struct virtio_balloon_counters c;
+	virtio_balloon_get_counters(b, &c);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			 "inflated_pages", (json_int_t)c.inflated_pages,
+			 "deflated_pages", (json_int_t)c.deflated_pages,
+			 "reported_bytes", (json_int_t)c.reported_bytes,
+			 "bad_pfns", (json_int_t)c.bad_pfns,
+			 "bad_chains", (json_int_t)c.bad_chains,
+			 "discard_errors", (json_int_t)c.discard_errors,
+			 "stats_updates", (json_int_t)c.stats_updates,
+			 "stats_malformed", (json_int_t)c.stats_malformed);
+}
+
 static json_t *blk_metrics(struct vm *vm, unsigned i)
 {
 	struct virtio_blk_stats s;
@@ -215,6 +299,25 @@ static json_t *blk_metrics(struct vm *vm, unsigned i)
 			 (json_int_t)s.writes, "flush_count", (json_int_t)s.flushes, "read_bytes",
 			 (json_int_t)s.read_bytes, "write_bytes", (json_int_t)s.write_bytes,
 			 "other_count", (json_int_t)s.other, "io_errors", (json_int_t)s.errors);
+}
+
+/* One network interface's counters (Firecracker's "net" metrics, by
+ * iface_id; the names are the counters' own). */
+static json_t *net_metrics(struct vm *vm, unsigned i)
+{
+	struct virtio_net_counters c;
+	struct virtio_net *n = vm->started ? virtio_net_find(vm, vm->cfg->nets[i].id) : NULL;
+	if (!n)
+		return NULL;
+	virtio_net_get_counters(n, &c);
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "iface_id",
+			 vm->cfg->nets[i].id, "rx_packets", (json_int_t)c.rx_packets, "rx_bytes",
+			 (json_int_t)c.rx_bytes, "tx_packets", (json_int_t)c.tx_packets, "tx_bytes",
+			 (json_int_t)c.tx_bytes, "rx_dropped_too_big", (json_int_t)c.rx_dropped_too_big,
+			 "rx_dropped_offload", (json_int_t)c.rx_dropped_offload, "rx_bad_buffers",
+			 (json_int_t)c.rx_bad_buffers, "rx_errors", (json_int_t)c.rx_errors,
+			 "tx_dropped_malformed", (json_int_t)c.tx_dropped_malformed, "tx_dropped_io",
+			 (json_int_t)c.tx_dropped_io, "rx_stalls", (json_int_t)c.rx_stalls);
 }
 
 static json_t *be_device_metrics(void *vmm)
@@ -232,10 +335,26 @@ static json_t *be_device_metrics(void *vmm)
 		if (m)
 			json_array_append_new(blocks, m);
 	}
-	return json_pack("{s:o*, s:o*}", "vcpu", vcpus, "block", blocks);
+	json_t *nets = json_array();
+	for (unsigned i = 0; nets && i < vm->cfg->nnets; i++) {
+		json_t *n = net_metrics(vm, i);
+		if (n)
+			json_array_append_new(nets, n);
+	}
+	json_t *m = json_pack("{s:o*, s:o*, s:o*}", "vcpu", vcpus, "block", blocks, "net", nets);
+	struct virtio_balloon *b = vm->started ? virtio_balloon_find(vm) : NULL;
+	if (m && b)
+		json_object_set_new(m, "balloon", balloon_metrics(b));
+	return m;
+}
+
+static struct vm *be_vm(void *vmm)
+{
+	return vmm;
 }
 
 const struct api_vmm_ops vm_api_ops = {
+    .vm = be_vm,
     .state = be_state,
     .start = be_start,
     .pause = be_pause,
@@ -245,4 +364,7 @@ const struct api_vmm_ops vm_api_ops = {
     .read_memory = be_read_memory,
     .info = be_info,
     .device_metrics = be_device_metrics,
+    .balloon_set_target = be_balloon_set_target,
+    .balloon_set_stats_interval = be_balloon_set_stats_interval,
+    .balloon_stats = be_balloon_stats,
 };

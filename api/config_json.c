@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../boot/cpu_model.h"
 #include "../cli.h"
 #include "../config.h"
 #include "../log.h"
+#include "../module.h"
 
 #define BOOT_ARGS_MAX 4096
 
@@ -198,6 +200,38 @@ bool cfgjson_commit_boot_source(struct vm_config *cfg, const struct boot_source_
 
 /* ---- machine-config ---- */
 
+/* Firecracker's "None" and "2M"; "1G" and "Transparent" are ours. */
+static bool parse_huge_pages(const char *s, enum huge_pages *out)
+{
+	static const char *const names[] = {
+	    [HUGE_PAGES_NONE] = "None",
+	    [HUGE_PAGES_TRANSPARENT] = "Transparent",
+	    [HUGE_PAGES_2M] = "2M",
+	    [HUGE_PAGES_1G] = "1G",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum huge_pages)i;
+			return true;
+		}
+	return false;
+}
+
+const char *cfgjson_huge_pages_name(enum huge_pages hp)
+{
+	switch (hp) {
+	case HUGE_PAGES_TRANSPARENT:
+		return "Transparent";
+	case HUGE_PAGES_2M:
+		return "2M";
+	case HUGE_PAGES_1G:
+		return "1G";
+	case HUGE_PAGES_NONE:
+		break;
+	}
+	return "None";
+}
+
 static bool machine_values(const json_t *v, const char *where, struct machine_cfg *out,
 			   struct cfg_err *err)
 {
@@ -221,14 +255,13 @@ static bool machine_values(const json_t *v, const char *where, struct machine_cf
 			    "core of its own");
 	out->track_dirty_pages = get_bool(v, "track_dirty_pages", out->track_dirty_pages);
 	const char *hp = get_str(v, "huge_pages");
-	if (hp && strcmp(hp, "None") != 0) {
-		bool known = !strcmp(hp, "2M") || !strcmp(hp, "Transparent");
-		return fail(err, where, "huge_pages",
-			    known ? "'%s' is not supported yet: only \"None\" (4 KiB pages)"
-				  : "'%.40s' is not one of None, 2M, Transparent",
+	if (hp && !parse_huge_pages(hp, &out->huge_pages))
+		return fail(err, where, "huge_pages", "'%.40s' is not one of None, 2M, 1G, Transparent",
 			    hp);
-	}
-	out->huge_pages = HUGE_PAGES_NONE;
+	if ((out->huge_pages == HUGE_PAGES_2M || out->huge_pages == HUGE_PAGES_1G) &&
+	    !module_find("hugepages"))
+		return fail(err, where, "huge_pages",
+			    "'%s' needs hugetlb pages: not built in (module hugepages)", hp);
 	return true;
 }
 
@@ -403,6 +436,63 @@ bool cfgjson_net_patch(const json_t *v, const char *path_id, struct cfg_err *err
 	return fail(err, "", NULL, "nothing to update: give rx_rate_limiter or tx_rate_limiter");
 }
 
+/* ---- balloon ---- */
+
+/* An integer field in 0..max into *out (left alone when absent or null). */
+static bool get_u32(const json_t *v, const char *key, uint32_t max, uint32_t *out,
+		    const char *where, struct cfg_err *err)
+{
+	if (!has(v, key))
+		return true;
+	json_int_t n = json_integer_value(json_object_get(v, key));
+	if (n < 0 || n > max)
+		return fail(err, where, key, "%lld is out of range (0..%u)", n, max);
+	*out = (uint32_t)n;
+	return true;
+}
+
+bool cfgjson_balloon(const json_t *v, const char *where, struct balloon_config *out,
+		     struct cfg_err *err)
+{
+	static const struct field f[] = {
+	    {"amount_mib", F_INT, true},
+	    {"deflate_on_oom", F_BOOL, true},
+	    {"stats_polling_interval_s", F_INT, false},
+	    {"free_page_reporting", F_BOOL, false},
+	    {"free_page_hinting", F_BOOL, false},
+	};
+	if (!check_fields(v, where, f, sizeof(f) / sizeof(f[0]), err))
+		return false;
+	if (get_bool(v, "free_page_hinting", false))
+		return fail(err, where, "free_page_hinting",
+			    "free page hinting is not supported (free_page_reporting is)");
+	struct balloon_config b = {
+	    .enabled = true,
+	    .deflate_on_oom = get_bool(v, "deflate_on_oom", false),
+	    .free_page_reporting = get_bool(v, "free_page_reporting", false),
+	};
+	if (!get_u32(v, "amount_mib", MAX_MEM_MIB, &b.amount_mib, where, err) ||
+	    !get_u32(v, "stats_polling_interval_s", VMM_BALLOON_STATS_MAX_S, &b.stats_interval_s,
+		     where, err))
+		return false;
+	*out = b;
+	return true;
+}
+
+bool cfgjson_balloon_update(const json_t *v, uint32_t *amount_mib, struct cfg_err *err)
+{
+	static const struct field f[] = {{"amount_mib", F_INT, true}};
+	return check_fields(v, "", f, 1, err) &&
+	       get_u32(v, "amount_mib", MAX_MEM_MIB, amount_mib, "", err);
+}
+
+bool cfgjson_balloon_stats_update(const json_t *v, uint32_t *secs, struct cfg_err *err)
+{
+	static const struct field f[] = {{"stats_polling_interval_s", F_INT, true}};
+	return check_fields(v, "", f, 1, err) &&
+	       get_u32(v, "stats_polling_interval_s", VMM_BALLOON_STATS_MAX_S, secs, "", err);
+}
+
 /* ---- logger and metrics ---- */
 
 bool cfgjson_logger(const json_t *v, const char *where, struct logger_config *out,
@@ -444,15 +534,48 @@ bool cfgjson_metrics(const json_t *v, const char *where, const char **path, stru
 
 /* ---- the whole configuration ---- */
 
+/* "cpu_affinity": [host CPU of vCPU 0, of vCPU 1, ...]. */
+static bool apply_cpu_affinity(const json_t *a, struct vm_config *cfg, struct cfg_err *err)
+{
+	const char *where = "vmm-options";
+	if (!a || json_is_null(a))
+		return true;
+	if (json_array_size(a) > VMM_MAX_CPUS)
+		return fail(err, where, "cpu_affinity", "more than %d entries", VMM_MAX_CPUS);
+	unsigned cpus[VMM_MAX_CPUS];
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		const json_t *c = json_array_get(a, i);
+		json_int_t n = json_is_integer(c) ? json_integer_value(c) : -1;
+		if (n < 0 || n >= VMM_MAX_HOST_CPUS)
+			return fail(err, where, "cpu_affinity",
+				    "entry %zu is not a host CPU number (0..%d)", i,
+				    VMM_MAX_HOST_CPUS - 1);
+		cpus[i] = (unsigned)n;
+	}
+	cfg->ncpu_affinity = (unsigned)json_array_size(a);
+	memcpy(cfg->cpu_affinity, cpus, cfg->ncpu_affinity * sizeof(cpus[0]));
+	return true;
+}
+
 static bool apply_options(const json_t *v, struct vm_config *cfg, struct cfg_err *err)
 {
 	static const struct field f[] = {
 	    {"console", F_STRING, false},
 	    {"debug_exit", F_BOOL, false},
+	    {"mem_merge", F_BOOL, false},
+	    {"cpu_affinity", F_ARRAY, false},
+	    {"cpu", F_STRING, false},
 	};
 	const char *where = "vmm-options";
-	if (!check_fields(v, where, f, 2, err))
+	if (!check_fields(v, where, f, sizeof(f) / sizeof(f[0]), err))
 		return false;
+	if (!apply_cpu_affinity(json_object_get(v, "cpu_affinity"), cfg, err))
+		return false;
+	cfg->mem_merge = get_bool(v, "mem_merge", cfg->mem_merge);
+	const char *cpu = get_str(v, "cpu");
+	char why[200];
+	if (cpu && cpu_config_parse(cpu, &cfg->cpu, why, sizeof(why)) != CPU_SPEC_OK)
+		return fail(err, where, "cpu", "'%.60s': %s", cpu, why);
 	const char *con = get_str(v, "console");
 	if (con && !strcmp(con, "stdio")) {
 		cfg->console = CONSOLE_STDIO;
@@ -524,6 +647,12 @@ static bool apply_logger(const json_t *v, struct vm_config *cfg, struct cfg_err 
 	return true;
 }
 
+static bool apply_balloon(const json_t *v, struct vm_config *cfg, struct cfg_err *err)
+{
+	/* The size is checked against RAM at boot: sections come in any order. */
+	return cfgjson_balloon(v, "balloon", &cfg->balloon, err);
+}
+
 static bool apply_metrics(const json_t *v, struct vm_config *cfg, struct cfg_err *err)
 {
 	const char *path;
@@ -555,7 +684,7 @@ static bool apply_machine(const json_t *v, struct vm_config *cfg, struct cfg_err
 
 /* Firecracker sections this VMM does not have (yet). */
 static const char *const unsupported_sections[] = {
-    "balloon", "vsock", "mmds-config", "cpu-config", "entropy", "pmem", "memory-hotplug", "serial",
+    "vsock", "mmds-config", "cpu-config", "entropy", "pmem", "memory-hotplug", "serial",
 };
 
 bool cfgjson_apply(const json_t *root, struct vm_config *cfg, struct cfg_err *err)
@@ -567,7 +696,7 @@ bool cfgjson_apply(const json_t *root, struct vm_config *cfg, struct cfg_err *er
 	    {"boot-source", apply_boot_source}, {"machine-config", apply_machine},
 	    {"drives", apply_drives},		{"network-interfaces", apply_nets},
 	    {"logger", apply_logger},		{"metrics", apply_metrics},
-	    {"vmm-options", apply_options},
+	    {"vmm-options", apply_options},	{"balloon", apply_balloon},
 	};
 	if (!json_is_object(root))
 		return fail(err, "", NULL, "the configuration must be a JSON object");
@@ -616,7 +745,7 @@ json_t *cfgjson_dump_machine(const struct vm_config *cfg)
 {
 	return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)cfg->cpus,
 			 "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", 0, "track_dirty_pages",
-			 cfg->track_dirty_pages, "huge_pages", "None");
+			 cfg->track_dirty_pages, "huge_pages", cfgjson_huge_pages_name(cfg->huge_pages));
 }
 
 json_t *cfgjson_dump_drive(const struct disk_config *d)
@@ -665,6 +794,14 @@ static json_t *dump_logger(const struct logger_config *l)
 	return o;
 }
 
+json_t *cfgjson_dump_balloon(const struct balloon_config *b)
+{
+	return json_pack("{s:I, s:b, s:I, s:b}", "amount_mib", (json_int_t)b->amount_mib,
+			 "deflate_on_oom", b->deflate_on_oom, "stats_polling_interval_s",
+			 (json_int_t)b->stats_interval_s, "free_page_reporting",
+			 b->free_page_reporting);
+}
+
 static json_t *dump_options(const struct vm_config *cfg)
 {
 	char con[VMM_DISK_PATH_MAX + 8];
@@ -672,7 +809,18 @@ static json_t *dump_options(const struct vm_config *cfg)
 		snprintf(con, sizeof(con), "file:%s", cfg->console_path ? cfg->console_path : "");
 	else
 		snprintf(con, sizeof(con), "%s", cfg->console == CONSOLE_NONE ? "none" : "stdio");
-	return json_pack("{s:s, s:b}", "console", con, "debug_exit", cfg->debug_exit);
+	char cpu[VMM_CPU_EDITS_MAX * (VMM_CPU_NAME_MAX + 2) + VMM_CPU_NAME_MAX + 1];
+	cpu_config_format(&cfg->cpu, cpu, sizeof(cpu));
+	json_t *o = json_pack("{s:s, s:b, s:b, s:s}", "console", con, "debug_exit", cfg->debug_exit,
+			      "mem_merge", cfg->mem_merge, "cpu", cpu);
+	json_t *aff = o ? json_array() : NULL;
+	for (unsigned i = 0; aff && i < cfg->ncpu_affinity; i++)
+		json_array_append_new(aff, json_integer(cfg->cpu_affinity[i]));
+	if (aff && cfg->ncpu_affinity)
+		json_object_set_new(o, "cpu_affinity", aff);
+	else
+		json_decref(aff);
+	return o;
 }
 
 json_t *cfgjson_dump(const struct vm_config *cfg)
@@ -696,6 +844,8 @@ json_t *cfgjson_dump(const struct vm_config *cfg)
 	if (cfg->metrics_path)
 		json_object_set_new(root, "metrics",
 				    json_pack("{s:s}", "metrics_path", cfg->metrics_path));
+	if (cfg->balloon.enabled)
+		json_object_set_new(root, "balloon", cfgjson_dump_balloon(&cfg->balloon));
 	json_object_set_new(root, "vmm-options", dump_options(cfg));
 	return root;
 }

@@ -4,8 +4,8 @@
  * go through these functions, so the three always agree.
  *
  *   { "boot-source": {...}, "machine-config": {...}, "drives": [...],
- *     "network-interfaces": [...], "logger": {...}, "metrics": {...},
- *     "vmm-options": {...} }            (the last one is ours)
+ *     "network-interfaces": [...], "balloon": {...}, "logger": {...},
+ *     "metrics": {...}, "vmm-options": {...} }   (the last one is ours)
  *
  * Parsing is strict: unknown fields, wrong types and out-of-range values
  * are refused with a message naming the JSON path ("drives[1].is_read_only:
@@ -63,6 +63,17 @@ bool cfgjson_net_patch(const json_t *v, const char *path_id, struct cfg_err *err
 bool cfgjson_net(const json_t *v, const char *where, const char *path_id, struct net_config *out,
 		 struct cfg_err *err);
 
+/* balloon (PUT /balloon, the config file's "balloon"): amount_mib and
+ * deflate_on_oom required; stats_polling_interval_s (0: no statistics),
+ * free_page_reporting; free_page_hinting only false (not supported). The
+ * size against RAM is checked at boot. */
+bool cfgjson_balloon(const json_t *v, const char *where, struct balloon_config *out,
+		     struct cfg_err *err);
+/* PATCH /balloon: {amount_mib}. */
+bool cfgjson_balloon_update(const json_t *v, uint32_t *amount_mib, struct cfg_err *err);
+/* PATCH /balloon/statistics: {stats_polling_interval_s}. */
+bool cfgjson_balloon_stats_update(const json_t *v, uint32_t *secs, struct cfg_err *err);
+
 /* logger; log_path borrowed. */
 bool cfgjson_logger(const json_t *v, const char *where, struct logger_config *out,
 		    const char **path, struct cfg_err *err);
@@ -79,6 +90,9 @@ bool cfgjson_load_file(const char *path, struct vm_config *cfg, struct cfg_err *
 /* The same shape back (GET /vm/config), and the machine-config part. */
 json_t *cfgjson_dump(const struct vm_config *cfg);
 json_t *cfgjson_dump_machine(const struct vm_config *cfg);
+/* machine-config's huge_pages value: "None", "2M", "1G", "Transparent". */
+const char *cfgjson_huge_pages_name(enum huge_pages hp);
 json_t *cfgjson_dump_drive(const struct disk_config *d);
+json_t *cfgjson_dump_balloon(const struct balloon_config *b);
 
 #endif

@@ -250,11 +250,126 @@ API_HANDLER(h_patch_net)
 	api_fault(resp, 400, "%s", err.msg);
 }
 
+/* ---- balloon ---- */
+
+static bool balloon_configured(struct api_ctx *ctx, struct api_response *resp)
+{
+	if (ctx->cfg->balloon.enabled)
+		return true;
+	api_fault(resp, 400, "no balloon device is configured (PUT /balloon before InstanceStart)");
+	return false;
+}
+
+static bool balloon_fits(struct api_ctx *ctx, uint32_t amount_mib, struct api_response *resp)
+{
+	char why[200];
+	if (vm_config_balloon_fits(ctx->cfg, amount_mib, why, sizeof(why)))
+		return true;
+	api_fault(resp, 400, "%s", why);
+	return false;
+}
+
+API_HANDLER(h_get_balloon)
+{
+	(void)req;
+	if (balloon_configured(ctx, resp))
+		reply(resp, cfgjson_dump_balloon(&ctx->cfg->balloon));
+}
+
+API_HANDLER(h_put_balloon)
+{
+	struct balloon_config b;
+	struct cfg_err err;
+	if (!pre_boot(ctx, resp, "the balloon (PATCH /balloon changes a running balloon's target)"))
+		return;
+	if (!cfgjson_balloon(req->body, "", &b, &err)) {
+		api_fault(resp, 400, "%s", err.msg);
+		return;
+	}
+	if (!balloon_fits(ctx, b.amount_mib, resp))
+		return;
+	ctx->cfg->balloon = b;
+	no_content(resp);
+}
+
+/* Before InstanceStart: the configured size; after: the running target. */
+API_HANDLER(h_patch_balloon)
+{
+	struct cfg_err err;
+	char why[200];
+	if (!balloon_configured(ctx, resp))
+		return;
+	uint32_t mib = ctx->cfg->balloon.amount_mib;
+	if (!cfgjson_balloon_update(req->body, &mib, &err)) {
+		api_fault(resp, 400, "%s", err.msg);
+		return;
+	}
+	if (!balloon_fits(ctx, mib, resp))
+		return;
+	if (state(ctx) != API_VM_NOT_STARTED &&
+	    ctx->ops->balloon_set_target(ctx->vmm, mib, why, sizeof(why)) < 0) {
+		api_fault(resp, 400, "balloon: %s", why);
+		return;
+	}
+	ctx->cfg->balloon.amount_mib = mib;
+	no_content(resp);
+}
+
+static bool balloon_stats_enabled(struct api_ctx *ctx, struct api_response *resp)
+{
+	if (ctx->cfg->balloon.stats_interval_s)
+		return true;
+	api_fault(resp, 400,
+		  "balloon statistics are not enabled: stats_polling_interval_s must be above 0 "
+		  "at InstanceStart");
+	return false;
+}
+
+API_HANDLER(h_get_balloon_stats)
+{
+	(void)req;
+	if (!balloon_configured(ctx, resp) || !balloon_stats_enabled(ctx, resp) ||
+	    !post_boot(ctx, resp, "balloon statistics"))
+		return;
+	reply(resp, ctx->ops->balloon_stats(ctx->vmm));
+}
+
+/* Before InstanceStart anything goes; after it, statistics can neither
+ * start nor stop (the statistics queue exists or not), only change pace. */
+API_HANDLER(h_patch_balloon_stats)
+{
+	struct cfg_err err;
+	char why[200];
+	if (!balloon_configured(ctx, resp))
+		return;
+	uint32_t secs = 0;
+	if (!cfgjson_balloon_stats_update(req->body, &secs, &err)) {
+		api_fault(resp, 400, "%s", err.msg);
+		return;
+	}
+	if (state(ctx) != API_VM_NOT_STARTED) {
+		if (!balloon_stats_enabled(ctx, resp))
+			return;
+		if (secs == 0) {
+			api_fault(resp, 400,
+				  "balloon statistics cannot be turned off after InstanceStart "
+				  "(stats_polling_interval_s must stay above 0)");
+			return;
+		}
+		if (ctx->ops->balloon_set_stats_interval(ctx->vmm, secs, why, sizeof(why)) < 0) {
+			api_fault(resp, 400, "balloon: %s", why);
+			return;
+		}
+	}
+	ctx->cfg->balloon.stats_interval_s = secs;
+	no_content(resp);
+}
+
 /* ---- actions, pause / resume ---- */
 
 static void instance_start(struct api_ctx *ctx, struct api_response *resp)
 {
-	char why[400];
+	char why[1024]; /* the whole message: nesting's names every missing piece */
 	bool fatal = false;
 	if (state(ctx) != API_VM_NOT_STARTED) {
 		api_fault(resp, 400, "the microVM is already running: InstanceStart happens once");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../config.h"
+#include "../module.h"
 #include "handlers.h"
 
 /* clang-format off */
@@ -19,6 +20,11 @@ static const struct api_route routes[] = {
 	{ "/actions", false, false, { { HTTP_PUT, h_put_actions } } },
 	{ "/vm", false, false, { { HTTP_PATCH, h_patch_vm } } },
 	{ "/vm/config", false, false, { { HTTP_GET, h_get_vm_config } } },
+	{ "/balloon", false, false,
+	  { { HTTP_GET, h_get_balloon }, { HTTP_PUT, h_put_balloon },
+	    { HTTP_PATCH, h_patch_balloon } } },
+	{ "/balloon/statistics", false, false,
+	  { { HTTP_GET, h_get_balloon_stats }, { HTTP_PATCH, h_patch_balloon_stats } } },
 	{ "/logger", false, false, { { HTTP_PUT, h_put_logger } } },
 	{ "/metrics", false, false, { { HTTP_PUT, h_put_metrics } } },
 	/* Ours, not Firecracker's. */
@@ -29,7 +35,7 @@ static const struct api_route routes[] = {
 
 /* Firecracker endpoints this VMM does not implement yet (prefixes). */
 static const char *const unsupported[] = {
-    "/balloon", "/snapshot/",  "/vsock", "/mmds",     "/entropy",
+    "/balloon/hinting/", "/vsock", "/mmds",     "/entropy",
     "/serial",	"/cpu-config", "/pmem/", "/hotplug/",
 };
 
@@ -116,6 +122,10 @@ api_handler api_route(enum http_method method, const char *path, size_t path_len
 	bool bare;
 	const struct api_route *r = find_route(path, path_len, &bare);
 	if (!r) {
+		/* Paths of compile-time modules (or "not built in"). */
+		api_handler mfn = modules_api_route((int)method, path, path_len, has_query, req, resp);
+		if (mfn || resp->status)
+			return mfn;
 		for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
 			if (path_starts(path, path_len, unsupported[i])) {
 				api_fault(resp, 400, "%.*s is not supported by this VMM yet",

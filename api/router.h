@@ -24,7 +24,7 @@ struct api_request {
 struct api_response {
 	int status;   /* 200, 204, 4xx, 5xx */
 	json_t *body; /* 200: the reply (owned); NULL otherwise */
-	char fault[512];
+	char fault[1024];
 	char allow[64]; /* 405: "GET, PUT" */
 };
 

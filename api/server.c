@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../log.h"
+#include "../seccomp/sandbox.h"
 #include "api.h"
 #include "http.h"
 #include "router.h"
@@ -67,6 +68,8 @@ struct api_server {
 	pthread_cond_t cond;
 	struct call *pending; /* under lock */
 	bool stopping;	      /* under lock */
+	const struct sandbox *sandbox;
+	int entered; /* under lock: 1 the thread is sandboxed, -1 it could not be */
 	struct conn conns[API_MAX_CONNS];
 };
 
@@ -404,11 +407,25 @@ static bool should_stop(struct api_server *s)
 	return stop;
 }
 
+/* The filter goes in before the first accept(); api_server_start() waits
+ * for the outcome. */
+static bool enter_sandbox(struct api_server *s)
+{
+	int rc = sandbox_enter(s->sandbox, SANDBOX_API);
+	pthread_mutex_lock(&s->lock);
+	s->entered = rc ? -1 : 1;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return rc == 0;
+}
+
 static void *api_thread(void *arg)
 {
 	struct api_server *s = arg;
 	struct pollfd pfd[2 + API_MAX_CONNS];
 	struct conn *who[2 + API_MAX_CONNS];
+	if (!enter_sandbox(s))
+		return NULL;
 	while (!should_stop(s)) {
 		unsigned n = 0;
 		pfd[n++] = (struct pollfd){.fd = s->wake_fd, .events = POLLIN};
@@ -531,7 +548,19 @@ static void server_free(struct api_server *s)
 	free(s);
 }
 
-struct api_server *api_server_start(const char *path, struct api_ctx *ctx)
+/* Wait for the thread to be sandboxed; false if it could not be. */
+static bool thread_entered(struct api_server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	while (!s->entered)
+		pthread_cond_wait(&s->cond, &s->lock);
+	bool ok = s->entered > 0;
+	pthread_mutex_unlock(&s->lock);
+	return ok;
+}
+
+struct api_server *api_server_start(const char *path, struct api_ctx *ctx,
+				    const struct sandbox *sb)
 {
 	struct api_server *s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -539,6 +568,7 @@ struct api_server *api_server_start(const char *path, struct api_ctx *ctx)
 		return NULL;
 	}
 	s->ctx = ctx;
+	s->sandbox = sb;
 	s->timeout_ms = timeout_ms();
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
@@ -571,6 +601,10 @@ struct api_server *api_server_start(const char *path, struct api_ctx *ctx)
 	}
 	pthread_setname_np(s->thread, "vmm-api");
 	s->thread_started = true;
+	if (!thread_entered(s)) {
+		api_server_stop(s);
+		return NULL;
+	}
 	return s;
 }
 

@@ -8,7 +8,8 @@
 int boot_setup_vcpu(struct vm *vm, struct vcpu *vcpu, const struct boot_setup *bs)
 {
 	unsigned ncpus = vm->ncpus ? vm->ncpus : 1;
-	if (cpuid_setup(vm->kvm_fd, vcpu->fd, vcpu->index, ncpus) < 0 ||
+	const struct cpu_config *cpu = vm->cfg ? &vm->cfg->cpu : NULL;
+	if (cpuid_setup(vm->kvm_fd, vcpu->fd, cpu, vcpu->index, ncpus) < 0 ||
 	    msr_setup(vm->kvm_fd, vcpu->fd, vcpu->index) < 0 ||
 	    lapic_setup(vcpu->fd, vcpu->index) < 0)
 		return -1;

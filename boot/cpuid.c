@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 
 #include "../log.h"
+#include "cpu_model.h"
 
 _Static_assert(offsetof(struct cpuid_buf, entries) == offsetof(struct kvm_cpuid2, entries),
 	       "cpuid_buf matches kvm_cpuid2");
@@ -209,7 +210,7 @@ static pthread_mutex_t sup_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cpuid_buf sup_cache;
 static bool sup_loaded;
 
-static int get_supported(int kvm_fd, struct cpuid_buf *dst)
+int cpuid_get_supported(int kvm_fd, struct cpuid_buf *dst)
 {
 	int rc = 0;
 	pthread_mutex_lock(&sup_lock);
@@ -228,21 +229,30 @@ static int get_supported(int kvm_fd, struct cpuid_buf *dst)
 	return rc;
 }
 
-int cpuid_setup(int kvm_fd, int vcpu_fd, unsigned apic_id, unsigned ncpus)
+int cpuid_setup(int kvm_fd, int vcpu_fd, const struct cpu_config *cpu, unsigned apic_id,
+		unsigned ncpus)
 {
 	struct cpuid_buf *sup = malloc(2 * sizeof(*sup));
 	struct cpuid_buf *out = sup + 1;
+	char why[256];
 	int rc = -1;
 	if (!sup) {
 		vmm_err("out of memory for the CPUID table");
 		return -1;
 	}
-	if (get_supported(kvm_fd, sup) < 0)
+	if (cpuid_get_supported(kvm_fd, sup) < 0)
 		goto done;
 	if (cpuid_normalise((struct kvm_cpuid2 *)sup, (struct kvm_cpuid2 *)out, CPUID_MAX_ENTRIES,
 			    apic_id, ncpus) < 0) {
 		vmm_err("vCPU %u: CPUID table has more than %d entries", apic_id,
 			CPUID_MAX_ENTRIES);
+		goto done;
+	}
+	/* The model comes after the topology, so -x2apic or -hypervisor can
+	 * take back what cpuid_normalise() sets. */
+	if (cpu_model_apply(cpu, (struct kvm_cpuid2 *)sup, (struct kvm_cpuid2 *)out,
+			    CPUID_MAX_ENTRIES, why, sizeof(why))) {
+		vmm_err("vCPU %u: --cpu %s", apic_id, why);
 		goto done;
 	}
 	if (ioctl(vcpu_fd, KVM_SET_CPUID2, out) < 0) {

@@ -1,7 +1,8 @@
 /*
  * Guest CPUID: KVM_GET_SUPPORTED_CPUID once, then a per-vCPU normalised
- * copy (APIC ids, topology, hypervisor leaves, no PMU) set with
- * KVM_SET_CPUID2. cpuid_normalise() is pure.
+ * copy (APIC ids, topology, hypervisor leaves, no PMU), filtered by the CPU
+ * model (cpu_model.h) and set with KVM_SET_CPUID2. cpuid_normalise() is
+ * pure.
  */
 #ifndef VMM_BOOT_CPUID_H
 #define VMM_BOOT_CPUID_H
@@ -62,8 +63,14 @@ int cpuid_normalise(const struct kvm_cpuid2 *sup, struct kvm_cpuid2 *out, unsign
 const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid2 *c, uint32_t function,
 					  uint32_t index);
 
-/* KVM_GET_SUPPORTED_CPUID (cached after the first call), normalise, and
- * KVM_SET_CPUID2 on the vCPU. 0, or -1 with a message. */
-int cpuid_setup(int kvm_fd, int vcpu_fd, unsigned apic_id, unsigned ncpus);
+/* KVM_GET_SUPPORTED_CPUID, cached after the first call (one host, one
+ * answer). 0, or -1 with a message. */
+int cpuid_get_supported(int kvm_fd, struct cpuid_buf *dst);
+
+struct cpu_config;
+/* KVM_GET_SUPPORTED_CPUID, normalise, apply the CPU model `cpu` (NULL: the
+ * default), and KVM_SET_CPUID2 on the vCPU. 0, or -1 with a message. */
+int cpuid_setup(int kvm_fd, int vcpu_fd, const struct cpu_config *cpu, unsigned apic_id,
+		unsigned ncpus);
 
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every test, in the order cheapest first: unit tests (normal and
-# ASan/UBSan builds), a bounded libFuzzer run, then the end-to-end suite
-# against both binaries.
+# Every test, in the order cheapest first: unit tests (normal, ASan/UBSan
+# and minimal builds), a bounded libFuzzer run, then the end-to-end suite
+# against the three binaries. The minimal build (make min: no compile-time
+# module) proves the core stands alone and refuses module flags by name.
 # Ends with one counts line for everything.
 set -u
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ run_unit() { # label, dir
 
 run_fuzz() { # a clean bounded run counts as one passed test
 	local log; log=$(mktemp)
-	echo "== fuzz: fuzz_virtqueue, fuzz_http, fuzz_net_tx (libFuzzer, ${FUZZ_SECS:-20} s each over tests/fuzz/corpus/*)"
+	echo "== fuzz: fuzz_virtqueue, fuzz_http, fuzz_net_tx, fuzz_balloon (libFuzzer, ${FUZZ_SECS:-20} s each over tests/fuzz/corpus/*)"
 	if make --no-print-directory fuzz >"$log" 2>&1; then
 		grep -E '^(Done |stat::new_units_added)' "$log"
 		count fuzz 1 0
@@ -57,9 +58,11 @@ scripts/fetch-kernel.sh || { echo "run-all: cannot fetch the stock kernel"; exit
 
 run_unit normal build
 run_unit asan build-asan
+run_unit minimal build-min
 run_fuzz
 run_e2e normal ./vmm
 run_e2e asan build-asan/vmm
+run_e2e minimal build-min/vmm
 
 echo
 echo "all tests: $total_pass passed, $total_fail failed"

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
@@ -486,6 +487,31 @@ int virtio_blk_swap_image(struct virtio_blk *b, const char *path, char *why, siz
 		virtio_dev_config_changed(&b->vdev);
 		disk_image_close(&old);
 	}
+	pthread_mutex_unlock(&b->vdev.lock);
+	return rc;
+}
+
+int virtio_blk_drain(struct virtio_blk *b, unsigned timeout_ms)
+{
+	/* Completions normally arrive through the event loop (on_engine_event);
+	 * a caller on the loop thread that needs them now reaps them here. */
+	uint64_t deadline = now_ns() + timeout_ms * 1000000ULL;
+	pthread_mutex_lock(&b->vdev.lock);
+	for (;;) {
+		reap_all(b);
+		b->be.engine->commit(&b->be);
+		if (!b->inflight || now_ns() > deadline)
+			break;
+		pthread_mutex_unlock(&b->vdev.lock);
+		struct pollfd p = {.fd = b->be.event_fd, .events = POLLIN};
+		poll(&p, 1, 5); /* fd -1 (sync engine): just a short wait */
+		pthread_mutex_lock(&b->vdev.lock);
+	}
+	int rc = b->inflight ? -1 : 0;
+	if (!rc && b->vdev.st->reset_pending)
+		virtio_dev_reset_done(&b->vdev);
+	else
+		virtio_dev_used(&b->vdev, 0);
 	pthread_mutex_unlock(&b->vdev.lock);
 	return rc;
 }

@@ -114,6 +114,10 @@ void virtio_blk_destroy(struct virtio_blk *b);
  * Returns 0, or -1 with the reason in why. Event loop thread. */
 int virtio_blk_swap_image(struct virtio_blk *b, const char *path, char *why, size_t n);
 void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *out);
+/* Finish every request in flight (reaping completions on the caller's
+ * thread, the event loop's), for a snapshot; new ones are not started.
+ * Returns 0, or -1 if some were still in flight after timeout_ms. */
+int virtio_blk_drain(struct virtio_blk *b, unsigned timeout_ms);
 
 extern const struct virtio_device_kind virtio_blk_kind;
 

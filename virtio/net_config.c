@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../optlist.h"
+
 void net_config_init(struct net_config *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -83,33 +85,33 @@ static bool parse_fd(const char *s, size_t len, int *fd)
 
 enum { SEEN_BACKEND = 1, SEEN_MAC = 2, SEEN_VHOST = 4 };
 
-/* One option of a --net value (opt is len bytes, not terminated). */
-static bool apply_option(const char *opt, size_t len, struct net_config *c, unsigned *seen,
-			 char *why, size_t why_size)
+struct net_parse {
+	struct net_config *c;
+	unsigned seen;
+};
+
+/* One option of a --net value (an optlist_parse() callback). */
+static bool apply_option(const struct opt_item *o, void *ctx, char *why, size_t why_size)
 {
-	const char *eq = memchr(opt, '=', len);
-	size_t klen = eq ? (size_t)(eq - opt) : len;
-	const char *v = eq ? eq + 1 : opt + len;
-	size_t vlen = len - klen - (eq ? 1 : 0);
-#define KEY(lit) (klen == sizeof(lit) - 1 && memcmp(opt, lit, klen) == 0)
-#define VAL(lit) (vlen == sizeof(lit) - 1 && memcmp(v, lit, vlen) == 0)
-	unsigned bit = KEY("tap") || KEY("fd") ? SEEN_BACKEND
-		       : KEY("mac")           ? SEEN_MAC
-		       : KEY("vhost")         ? SEEN_VHOST
-					      : 0;
-	if (!bit || !eq) {
-		snprintf(why, why_size, "unknown option '%.*s'", (int)len, opt);
+	struct net_parse *np = ctx;
+	struct net_config *c = np->c;
+	const char *v = o->val;
+	size_t vlen = o->vlen;
+	bool tap = opt_key_is(o, "tap"), fd = opt_key_is(o, "fd"), mac = opt_key_is(o, "mac");
+	/* The keys exclude each other: at most one of these bits is set. */
+	unsigned bit = (tap || fd ? SEEN_BACKEND : 0) | (mac ? SEEN_MAC : 0) |
+		       (opt_key_is(o, "vhost") ? SEEN_VHOST : 0);
+	if (!bit || !v) {
+		snprintf(why, why_size, "unknown option '%.*s'", (int)o->len, o->text);
 		return false;
 	}
-	if (*seen & bit) {
-		if (bit == SEEN_BACKEND)
-			snprintf(why, why_size, "more than one of tap= and fd=");
-		else
-			snprintf(why, why_size, "'%.*s' given twice", (int)klen, opt);
+	if (bit == SEEN_BACKEND && (np->seen & bit)) {
+		snprintf(why, why_size, "more than one of tap= and fd=");
 		return false;
 	}
-	*seen |= bit;
-	if (KEY("tap")) {
+	if (!optlist_once(o, &np->seen, bit, why, why_size))
+		return false;
+	if (tap) {
 		if (!net_valid_ifname(v, vlen)) {
 			snprintf(why, why_size,
 				 "bad tap name '%.*s' (1..%d characters, no '/', ':' or spaces)",
@@ -118,13 +120,13 @@ static bool apply_option(const char *opt, size_t len, struct net_config *c, unsi
 		}
 		memcpy(c->tap, v, vlen);
 		c->tap[vlen] = 0;
-	} else if (KEY("fd")) {
+	} else if (fd) {
 		if (!parse_fd(v, vlen, &c->fd)) {
 			snprintf(why, why_size, "bad fd '%.*s' (a descriptor number, 3 or more)",
 				 (int)vlen, v);
 			return false;
 		}
-	} else if (KEY("mac")) {
+	} else if (mac) {
 		if (!net_parse_mac(v, vlen, c->mac)) {
 			snprintf(why, why_size,
 				 "bad MAC '%.*s' (six hex pairs like 52:54:00:12:34:56, unicast, "
@@ -133,43 +135,30 @@ static bool apply_option(const char *opt, size_t len, struct net_config *c, unsi
 			return false;
 		}
 		c->mac_set = true;
-	} else if (VAL("auto")) {
+	} else if (opt_val_is(o, "auto")) {
 		c->vhost = NET_VHOST_AUTO;
-	} else if (VAL("on")) {
+	} else if (opt_val_is(o, "on")) {
 		c->vhost = NET_VHOST_ON;
-	} else if (VAL("off")) {
+	} else if (opt_val_is(o, "off")) {
 		c->vhost = NET_VHOST_OFF;
 	} else {
-		snprintf(why, why_size, "bad value in '%.*s'", (int)len, opt);
+		snprintf(why, why_size, "bad value in '%.*s'", (int)o->len, o->text);
 		return false;
 	}
 	return true;
-#undef KEY
-#undef VAL
 }
 
 bool net_config_parse(const char *arg, struct net_config *c, char *why, size_t why_size)
 {
+	struct net_parse np = {.c = c};
 	net_config_init(c);
-	unsigned seen = 0;
 	if (!*arg) {
 		snprintf(why, why_size, "empty value");
 		return false;
 	}
-	for (const char *p = arg;;) {
-		size_t len = strcspn(p, ",");
-		if (len == 0) {
-			snprintf(why, why_size, "empty option");
-			return false;
-		}
-		if (!apply_option(p, len, c, &seen, why, why_size))
-			return false;
-		p += len;
-		if (!*p)
-			break;
-		p++;
-	}
-	if (!(seen & SEEN_BACKEND)) {
+	if (!optlist_parse(arg, apply_option, &np, why, why_size))
+		return false;
+	if (!(np.seen & SEEN_BACKEND)) {
 		snprintf(why, why_size, "tap=NAME or fd=N is required");
 		return false;
 	}

@@ -10,6 +10,7 @@
 
 #include "../log.h"
 #include "../vmm.h"
+#include "balloon.h"
 #include "blk.h"
 #include "mmio.h"
 #include "net.h"
@@ -17,6 +18,7 @@
 static const struct virtio_device_kind *const kinds[] = {
 	&virtio_blk_kind,
 	&virtio_net_kind,
+	&virtio_balloon_kind,
 };
 
 int virtio_devices_create(struct vm *vm)

@@ -26,21 +26,6 @@ TIMEOUT_MS = 400  # VMM_API_TIMEOUT_MS for the slow-client cases
 MIB = 1 << 20
 
 
-@pytest.fixture
-def api(vmm_bin):
-    """Factory: start VMMs with --api-sock; all are killed afterwards."""
-    made = []
-
-    def start(*args, env=None, **kw):
-        v = Vmm(vmm_bin, args, env=env, **kw)
-        made.append(v)
-        return v
-
-    yield start
-    for v in made:
-        v.close()
-
-
 @pytest.fixture(scope="module")
 def idle(vmm_bin):
     """One VMM waiting for its configuration, shared by the malformed
@@ -272,7 +257,10 @@ ROUTING = [
     ("drives_percent", "PUT", "/drives/%2e", "{}", 400),
     ("net_bare", "PUT", "/network-interfaces", "{}", 400),
     ("net_bad_id", "PUT", "/network-interfaces/e!", "{}", 400),
-    ("balloon", "PUT", "/balloon", "{}", 400),
+    ("balloon_hinting", "PATCH", "/balloon/hinting/start", "{}", 400),
+    ("delete_balloon", "DELETE", "/balloon", None, 405),
+    ("put_balloon_stats", "PUT", "/balloon/statistics", "{}", 405),
+    ("balloon_stats_child", "GET", "/balloon/statistics/x", None, 404),
     ("snapshot", "PUT", "/snapshot/create", "{}", 400),
     ("vsock", "PUT", "/vsock", "{}", 400),
     ("mmds", "GET", "/mmds", None, 400),
@@ -358,7 +346,8 @@ BODIES = [
     ("machine_smt_string", "PUT", "/machine-config",
      '{"vcpu_count": 2, "mem_size_mib": 64, "smt": "false"}', "smt: expected a boolean"),
     ("machine_hugepages", "PUT", "/machine-config",
-     '{"vcpu_count": 2, "mem_size_mib": 64, "huge_pages": "2M"}', "huge_pages: '2M'"),
+     '{"vcpu_count": 2, "mem_size_mib": 64, "huge_pages": "4M"}',
+     "huge_pages: '4M' is not one of None, 2M, 1G, Transparent"),
     ("machine_dirty_int", "PUT", "/machine-config",
      '{"vcpu_count": 2, "mem_size_mib": 64, "track_dirty_pages": 1}',
      "track_dirty_pages: expected a boolean"),
@@ -439,6 +428,28 @@ BODIES = [
     ("logger_module", "PUT", "/logger", '{"module": "api"}', "module"),
     ("metrics_missing_path", "PUT", "/metrics", "{}", "metrics_path: missing (required)"),
     ("metrics_bad_path", "PUT", "/metrics", '{"metrics_path": "/no/such/dir/m"}', "cannot open"),
+    ("balloon_empty", "PUT", "/balloon", "{}", "amount_mib: missing (required)"),
+    ("balloon_missing_oom", "PUT", "/balloon", '{"amount_mib": 1}',
+     "deflate_on_oom: missing (required)"),
+    ("balloon_negative", "PUT", "/balloon", '{"amount_mib": -1, "deflate_on_oom": false}',
+     "amount_mib: -1 is out of range"),
+    ("balloon_more_than_ram", "PUT", "/balloon", '{"amount_mib": 129, "deflate_on_oom": false}',
+     "more than the guest's RAM ("),
+    ("balloon_stats_range", "PUT", "/balloon",
+     '{"amount_mib": 1, "deflate_on_oom": false, "stats_polling_interval_s": 65536}',
+     "stats_polling_interval_s: 65536 is out of range"),
+    ("balloon_hinting_on", "PUT", "/balloon",
+     '{"amount_mib": 1, "deflate_on_oom": false, "free_page_hinting": true}',
+     "free page hinting is not supported"),
+    ("balloon_unknown_field", "PUT", "/balloon",
+     '{"amount_mib": 1, "deflate_on_oom": false, "target": 1}', "target: unknown field"),
+    ("balloon_get_unconfigured", "GET", "/balloon", None, "no balloon device is configured"),
+    ("balloon_patch_unconfigured", "PATCH", "/balloon", '{"amount_mib": 1}',
+     "no balloon device is configured"),
+    ("balloon_stats_unconfigured", "GET", "/balloon/statistics", None,
+     "no balloon device is configured"),
+    ("balloon_stats_patch_unconfigured", "PATCH", "/balloon/statistics",
+     '{"stats_polling_interval_s": 1}', "no balloon device is configured"),
     ("memory_not_paused", "GET", "/debug/memory?gpa=0&len=1", None, "paused"),
     ("memory_no_params", "GET", "/debug/memory", None, "gpa and len are required"),
     ("memory_bad_gpa", "GET", "/debug/memory?gpa=abc&len=1", None, "bad value for 'gpa'"),
@@ -573,6 +584,13 @@ def test_network_interface_through_the_api(api, guest, netns):
     link = subprocess.run(["ip", "netns", "exec", netns, "ip", "link", "show", "vmmapi0"],
                           capture_output=True, text=True)
     assert link.returncode == 0, "the VMM did not create the tap it was given"
+    # Per-NIC counters reach the metrics (this guest never uses its NIC).
+    path = os.path.join(v.dir, "metrics.json")
+    assert v.put("/metrics", {"metrics_path": path}).status == 204
+    assert v.put("/actions", {"action_type": "FlushMetrics"}).status == 204
+    m = json.loads(pathlib.Path(path).read_text().splitlines()[-1])
+    assert [n["iface_id"] for n in m["net"]] == ["eth0"]
+    assert m["net"][0]["tx_packets"] == 0 and m["net"][0]["tx_dropped_malformed"] == 0
     # After boot: only rate limiters could change, and there are none yet.
     r = v.patch("/network-interfaces/eth0", {"iface_id": "eth0", "rx_rate_limiter": {}})
     assert r.status == 400 and "rate limiters are not supported" in r.fault
@@ -847,7 +865,8 @@ def test_vm_config_round_trips_through_a_file(api, vmm_bin, guest, tmp_path):
      "machine-config.vcpu_count: expected an integer"),
     ('{"drives": [{"drive_id": "a", "path_on_host": "/x", "is_root_device": false, "x": 1}]}',
      "drives[0].x: unknown field"),
-    ('{"balloon": {"amount_mib": 1, "deflate_on_oom": true}}', "balloon: not supported"),
+    ('{"balloon": {"amount_mib": 1}}', "balloon.deflate_on_oom: missing (required)"),
+    ('{"vsock": {}}', "vsock: not supported"),
     ('{"network-interfaces": [{"iface_id": "e", "host_dev_name": "tap0", "guest_mac": "ff:ff:ff:ff:ff:ff"}]}',
      "network-interfaces[0].guest_mac: 'ff:ff:ff:ff:ff:ff' is not a unicast MAC"),
 ])

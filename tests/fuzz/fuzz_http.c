@@ -54,6 +54,11 @@ static void model(const json_t *body)
 	cfgjson_net_patch(body, "x", &err);
 	cfgjson_logger(body, "", &lc, &path, &err);
 	cfgjson_metrics(body, "", &path, &err);
+	struct balloon_config bc;
+	uint32_t u32;
+	cfgjson_balloon(body, "", &bc, &err);
+	cfgjson_balloon_update(body, &u32, &err);
+	cfgjson_balloon_stats_update(body, &u32, &err);
 	if (cfgjson_apply(body, &cfg, &err)) {
 		json_t *dump = cfgjson_dump(&cfg);
 		struct vm_config again;

@@ -23,19 +23,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fuzzvq.h"
 #include "mem.h"
 #include "virtio/net.h"
 
-#define RAM (64 * 1024)
 #define HDR 20
 
 static int devnull = -1, sv[2] = { -1, -1 };
 static struct virtio_net *n;
-
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
 
 static uint64_t features(uint8_t b)
 {
@@ -59,16 +54,8 @@ static uint64_t features(uint8_t b)
 static int queue(struct virtqueue *vq, struct vq_state *st, const struct guest_mem *mem,
 		 const uint8_t *h, uint64_t f)
 {
-	*st = (struct vq_state){
-		.size = (uint16_t)(1u << (h[0] % 9)),
-		.desc_addr = 16ULL * le16(h + 1),
-		.avail_addr = 2ULL * le16(h + 3),
-		.used_addr = 4ULL * le16(h + 5),
-		.ready = 1,
-	};
-	const char *why;
-	return vq_enable(vq, st, mem, VQ_MAX_SIZE, f & (1ULL << VIRTIO_RING_F_EVENT_IDX),
-			 f & (1ULL << VIRTIO_RING_F_INDIRECT_DESC), "fuzz", &why);
+	return fz_queue(vq, st, mem, h, f & (1ULL << VIRTIO_RING_F_EVENT_IDX),
+			f & (1ULL << VIRTIO_RING_F_INDIRECT_DESC));
 }
 
 static void drain_socket(void)
@@ -93,11 +80,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!n || !(n->rx_buf = malloc(VIRTIO_NET_RX_BUF)))
 			abort();
 	}
-	uint8_t *ram = calloc(1, RAM);
-	if (!ram)
+	struct guest_mem mem;
+	if (!fz_ram(&mem, data + HDR, size - HDR))
 		return 0;
-	memcpy(ram, data + HDR, size - HDR < RAM ? size - HDR : RAM);
-	struct guest_mem mem = { .memfd = -1, .host = ram, .size = RAM, .low_size = RAM };
 
 	uint8_t *rx_buf = n->rx_buf;
 	memset(n, 0, sizeof(*n));
@@ -127,10 +112,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((data[0] & 0x80) && queue(&n->vdev.vq[VIRTIO_NET_RXQ], &rxs, &mem, data + 8, f) == 0) {
 		n->tap_fd = sv[0];
 		for (int i = 0; i < 2; i++) {
-			size_t len = le16(data + 16 + 2 * i);
-			if (len > RAM)
-				len = RAM;
-			if (send(sv[1], ram, len, MSG_DONTWAIT) < 0) {
+			size_t len = fz_le16(data + 16 + 2 * i);
+			if (len > FZ_RAM)
+				len = FZ_RAM;
+			if (send(sv[1], mem.host, len, MSG_DONTWAIT) < 0) {
 			}
 		}
 		for (int pass = 0; pass < 3; pass++) {
@@ -143,6 +128,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		net_rx_discard(n);
 		drain_socket();
 	}
-	free(ram);
+	free(mem.host);
 	return 0;
 }

@@ -13,17 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzzvq.h"
 #include "mem.h"
 #include "virtio/blk.h"
 #include "virtio/virtqueue.h"
 
-#define RAM (64 * 1024)
 #define CAPACITY 100 /* sectors */
-
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
 
 /* Touch every byte the parser hands out, the way the engines would. */
 static void use_request(const struct blk_parsed *p, int status)
@@ -72,24 +67,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 8)
 		return 0;
-	uint8_t *ram = calloc(1, RAM);
-	if (!ram)
+	struct guest_mem mem;
+	if (!fz_ram(&mem, data + 8, size - 8))
 		return 0;
-	memcpy(ram, data + 8, size - 8 < RAM ? size - 8 : RAM);
-	struct guest_mem mem = { .memfd = -1, .host = ram, .size = RAM, .low_size = RAM };
-	struct vq_state st = {
-		.size = (uint16_t)(1u << (data[1] % 9)),
-		.desc_addr = 16ULL * le16(data + 2),
-		.avail_addr = 2ULL * le16(data + 4),
-		.used_addr = 4ULL * le16(data + 6),
-		.ready = 1,
-	};
+	struct vq_state st;
 	struct virtqueue vq;
-	const char *why;
-	if (vq_enable(&vq, &st, &mem, VQ_MAX_SIZE, data[0] & 1, data[0] & 2, "fuzz", &why) == 0) {
+	if (fz_queue(&vq, &st, &mem, data + 1, data[0] & 1, data[0] & 2) == 0) {
 		drain(&vq, data[0] & 4);
 		drain(&vq, data[0] & 4); /* again: indices carried over */
 	}
-	free(ram);
+	free(mem.host);
 	return 0;
 }

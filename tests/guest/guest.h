@@ -193,6 +193,8 @@ struct options {
 	const char *blk_serial;
 	const char *blk_bench; /* randread|randwrite|seqread|seqwrite */
 	uint64_t blk_qd, blk_bs, blk_secs;
+	/* memhold (memhold.c) */
+	uint64_t fill_mib, fill_seed;
 };
 extern struct options opt;
 
@@ -202,5 +204,9 @@ bool test_smp(char *why, size_t n);
 bool test_kvmclock(char *why, size_t n);
 bool test_counter(char *why, size_t n);
 bool test_memtest(char *why, size_t n);
+bool test_memhold(char *why, size_t n);
+/* migtest (migtest.c): guest.mig_* and guest.dirty_mib_s */
+bool test_migtest(char *why, size_t n);
+bool parse_migtest_option(const char *key, const char *val);
 
 #endif

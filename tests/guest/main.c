@@ -1,4 +1,5 @@
 /* CPL3 side of the test guest: options, test dispatch, simple tests. */
+#include "balloon.h"
 #include "blk.h"
 #include "guest.h"
 #include "net.h"
@@ -107,7 +108,12 @@ static bool parse_cmdline(char *why, size_t n)
 		} else if (!strcmp(key, "sleep_ms") && val && parse_u64(val, &num) &&
 			   num <= 3600000) {
 			opt.sleep_ms = num;
-		} else if (!parse_blk_option(key, val) && !parse_net_option(key, val)) {
+		} else if (!strcmp(key, "fill_mib") && val && parse_u64(val, &num) && num <= 1 << 20) {
+			opt.fill_mib = num;
+		} else if (!strcmp(key, "fill_seed") && val && parse_u64(val, &num)) {
+			opt.fill_seed = num;
+		} else if (!parse_blk_option(key, val) && !parse_net_option(key, val) &&
+			   !parse_balloon_option(key, val) && !parse_migtest_option(key, val)) {
 			snformat(why, n, "bad option guest.%s%s%s", key, val ? "=" : "",
 				 val ? val : "");
 			return false;
@@ -211,6 +217,7 @@ static const struct {
 	{"smp", test_smp},
 	{"kvmclock", test_kvmclock},
 	{"memtest", test_memtest},
+	{"memhold", test_memhold},
 	{"fault", test_fault},
 	{"blk", test_blk},
 	{"blk_ro", test_blk_ro},
@@ -221,6 +228,9 @@ static const struct {
 	{"counter", test_counter},
 	{"net", test_net},
 	{"net_bench", test_net_bench},
+	{"balloon", test_balloon},
+	{"balloon_evil", test_balloon_evil},
+	{"migtest", test_migtest},
 };
 /* clang-format on */
 

@@ -7,12 +7,20 @@
 #ifndef VMM_TESTS_DEVTEST_H
 #define VMM_TESTS_DEVTEST_H
 
+#include <linux/virtio_config.h>
+#include <linux/virtio_mmio.h>
 #include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "hw/devices.h"
 #include "vmm.h"
@@ -52,6 +60,76 @@ static inline uint8_t devtest_in8(struct vm *vm, uint16_t port)
 static inline void devtest_out8(struct vm *vm, uint16_t port, uint8_t v)
 {
 	bus_access(&vm->pio, port, &v, 1, true);
+}
+
+/* 32-bit accesses to a register of the first virtio-mmio window (the
+ * device a test created there), through the real MMIO bus. A read starts
+ * from a poison value, so a register the device leaves unwritten shows. */
+static inline uint32_t devtest_mmio_rd(struct vm *vm, uint64_t reg)
+{
+	uint32_t v = 0xdeadbeef;
+	bus_access(&vm->mmio, VIRTIO_MMIO_BASE + reg, (uint8_t *)&v, 4, false);
+	return v;
+}
+
+static inline void devtest_mmio_wr(struct vm *vm, uint64_t reg, uint32_t v)
+{
+	bus_access(&vm->mmio, VIRTIO_MMIO_BASE + reg, (uint8_t *)&v, 4, true);
+}
+
+/* The host's view of guest-physical address gpa (a test's rings and
+ * buffers, inside guest RAM by construction). */
+static inline void *devtest_gp(struct vm *vm, uint64_t gpa)
+{
+	return guest_ptr(&vm->mem, gpa, 1);
+}
+
+/*
+ * The driver's part of virtio 1 initialisation (spec 3.1.1), through
+ * those registers. devtest_virtio_features() sets ACKNOWLEDGE and DRIVER,
+ * writes both halves of the features and sets FEATURES_OK; it returns the
+ * status read back, so a test can check whether the device took them (it
+ * leaves the reset before it to the caller: the transport's own tests
+ * look at what happens without one).
+ */
+static inline uint32_t devtest_virtio_features(struct vm *vm, uint64_t features)
+{
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS,
+			VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS,
+			VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+			    VIRTIO_CONFIG_S_FEATURES_OK);
+	return devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS);
+}
+
+/* Queue q of size entries at these guest addresses, made ready. */
+static inline void devtest_virtio_queue(struct vm *vm, unsigned q, uint32_t size, uint64_t desc,
+					uint64_t avail, uint64_t used)
+{
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_SEL, q);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NUM, size);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)avail);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, (uint32_t)(avail >> 32));
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)used);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)(used >> 32));
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_READY, 1);
+}
+
+/* Set DRIVER_OK after FEATURES_OK and the queues; the device must keep
+ * every bit (no NEEDS_RESET). */
+static inline void devtest_virtio_driver_ok(struct vm *vm)
+{
+	const uint32_t ok = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+			    VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, ok);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS), ok);
 }
 
 /* Run the handlers of whatever is ready within timeout_ms, once, the way

@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "module.h"
 
 static json_t *parse_json(const char *text)
 {
@@ -158,7 +159,8 @@ static void errors_name_the_path(void **state)
 		const char *json, *expect;
 	} cases[] = {
 	    {"[]", "the configuration must be a JSON object"},
-	    {"{\"balloon\": {}}", "balloon: not supported"},
+	    {"{\"balloon\": {}}", "balloon.amount_mib: missing (required)"},
+	    {"{\"vsock\": {}}", "vsock: not supported"},
 	    {"{\"bogus\": 1}", "bogus: unknown section"},
 	    {"{\"boot-source\": []}", "boot-source: expected an object"},
 	    {"{\"boot-source\": {}}", "boot-source.kernel_image_path: missing (required)"},
@@ -187,11 +189,18 @@ static void errors_name_the_path(void **state)
 	    {"{\"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 128, \"smt\": 1}}",
 	     "machine-config.smt: expected a boolean"},
 	    {"{\"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 128, "
-	     "\"huge_pages\": \"2M\"}}",
-	     "machine-config.huge_pages: '2M' is not supported yet"},
-	    {"{\"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 128, "
-	     "\"huge_pages\": \"1G\"}}",
-	     "machine-config.huge_pages: '1G' is not one of"},
+	     "\"huge_pages\": \"4M\"}}",
+	     "machine-config.huge_pages: '4M' is not one of None, 2M, 1G, Transparent"},
+	    {"{\"vmm-options\": {\"cpu_affinity\": [0, -1]}}",
+	     "vmm-options.cpu_affinity: entry 1 is not a host CPU number"},
+	    {"{\"vmm-options\": {\"cpu_affinity\": [\"0\"]}}",
+	     "vmm-options.cpu_affinity: entry 0 is not a host CPU number"},
+	    {"{\"vmm-options\": {\"cpu_affinity\": 0}}",
+	     "vmm-options.cpu_affinity: expected an array"},
+	    {"{\"vmm-options\": {\"mem_merge\": \"yes\"}}",
+	     "vmm-options.mem_merge: expected a boolean"},
+	    {"{\"vmm-options\": {\"cpu\": \"nosuch\"}}", "vmm-options.cpu: 'nosuch': "},
+	    {"{\"vmm-options\": {\"cpu\": \"baseline,avx2\"}}", "vmm-options.cpu: 'baseline,avx2': "},
 	    {"{\"drives\": {}}", "drives: expected an array"},
 	    {"{\"drives\": [1]}", "drives[0]: expected an object"},
 	    {"{\"drives\": [{\"drive_id\": \"a\", \"is_root_device\": false}]}",
@@ -246,6 +255,50 @@ static void errors_name_the_path(void **state)
 		if (ok || strncmp(err.msg, cases[i].expect, strlen(cases[i].expect)) != 0)
 			fail_msg("case %zu: %s -> %s, expected \"%s\"", i, cases[i].json,
 				 ok ? "accepted" : err.msg, cases[i].expect);
+		vm_config_free(&cfg);
+	}
+}
+
+/* huge_pages: "Transparent" is the core's; "2M" and "1G" need the
+ * hugepages module, and are refused by name in a build without it. */
+static void huge_pages_and_modules(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	struct cfg_err err;
+	assert_true(apply("{\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 128, "
+			  "\"huge_pages\": \"Transparent\"}, \"vmm-options\": {\"mem_merge\": true, "
+			  "\"cpu_affinity\": [1], \"cpu\": \"baseline,-avx2,+x2apic\"}}",
+			  &cfg, &err));
+	assert_int_equal(cfg.huge_pages, HUGE_PAGES_TRANSPARENT);
+	assert_true(cfg.mem_merge);
+	assert_int_equal(cfg.ncpu_affinity, 1);
+	assert_int_equal(cfg.cpu_affinity[0], 1);
+	json_t *dump = cfgjson_dump(&cfg);
+	json_t *m = json_object_get(dump, "machine-config");
+	assert_string_equal(json_string_value(json_object_get(m, "huge_pages")), "Transparent");
+	json_t *o = json_object_get(dump, "vmm-options");
+	assert_true(json_is_true(json_object_get(o, "mem_merge")));
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(o, "cpu_affinity"), 0)), 1);
+	assert_string_equal(json_string_value(json_object_get(o, "cpu")), "baseline,-avx2,+x2apic");
+	json_decref(dump);
+	vm_config_free(&cfg);
+
+	const char *sizes[] = {"2M", "1G"};
+	for (int i = 0; i < 2; i++) {
+		char json[160];
+		snprintf(json, sizeof(json),
+			 "{\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 1024, "
+			 "\"huge_pages\": \"%s\"}}",
+			 sizes[i]);
+		bool ok = apply(json, &cfg, &err);
+		if (module_find("hugepages")) {
+			assert_true(ok);
+			assert_int_equal(cfg.huge_pages, i ? HUGE_PAGES_1G : HUGE_PAGES_2M);
+		} else {
+			assert_false(ok);
+			assert_non_null(strstr(err.msg, "not built in (module hugepages)"));
+		}
 		vm_config_free(&cfg);
 	}
 }
@@ -424,14 +477,87 @@ static void load_file_errors(void **state)
 	vm_config_free(&cfg);
 }
 
+/* The balloon section: Firecracker's fields, strict, and back. */
+static void balloon_section(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	struct cfg_err err;
+	assert_true(apply("{\"balloon\": {\"amount_mib\": 64, \"deflate_on_oom\": true,"
+			  " \"stats_polling_interval_s\": 5, \"free_page_reporting\": true,"
+			  " \"free_page_hinting\": false}}",
+			  &cfg, &err));
+	assert_true(cfg.balloon.enabled);
+	assert_int_equal(cfg.balloon.amount_mib, 64);
+	assert_true(cfg.balloon.deflate_on_oom);
+	assert_int_equal(cfg.balloon.stats_interval_s, 5);
+	assert_true(cfg.balloon.free_page_reporting);
+	json_t *d = cfgjson_dump(&cfg), *b = json_object_get(d, "balloon");
+	assert_int_equal(json_integer_value(json_object_get(b, "amount_mib")), 64);
+	assert_true(json_is_true(json_object_get(b, "deflate_on_oom")));
+	assert_int_equal(json_integer_value(json_object_get(b, "stats_polling_interval_s")), 5);
+	assert_true(json_is_true(json_object_get(b, "free_page_reporting")));
+	/* What GET /vm/config gives back configures the same balloon. */
+	struct vm_config again;
+	vm_config_init(&again);
+	assert_true(cfgjson_apply(d, &again, &err));
+	assert_memory_equal(&again.balloon, &cfg.balloon, sizeof(cfg.balloon));
+	json_decref(d);
+	vm_config_free(&again);
+	vm_config_free(&cfg);
+	/* No balloon: no section. */
+	assert_true(apply("{}", &cfg, &err));
+	d = cfgjson_dump(&cfg);
+	assert_null(json_object_get(d, "balloon"));
+	json_decref(d);
+	static const struct {
+		const char *json, *expect;
+	} bad[] = {
+	    {"{\"balloon\": {\"amount_mib\": 1}}", "balloon.deflate_on_oom: missing (required)"},
+	    {"{\"balloon\": {\"amount_mib\": -1, \"deflate_on_oom\": false}}",
+	     "balloon.amount_mib: -1 is out of range (0..1048576)"},
+	    {"{\"balloon\": {\"amount_mib\": 1048577, \"deflate_on_oom\": false}}",
+	     "balloon.amount_mib: 1048577 is out of range"},
+	    {"{\"balloon\": {\"amount_mib\": \"1\", \"deflate_on_oom\": false}}",
+	     "balloon.amount_mib: expected an integer"},
+	    {"{\"balloon\": {\"amount_mib\": 1, \"deflate_on_oom\": 1}}",
+	     "balloon.deflate_on_oom: expected a boolean"},
+	    {"{\"balloon\": {\"amount_mib\": 1, \"deflate_on_oom\": false,"
+	     " \"stats_polling_interval_s\": 65536}}",
+	     "balloon.stats_polling_interval_s: 65536 is out of range (0..65535)"},
+	    {"{\"balloon\": {\"amount_mib\": 1, \"deflate_on_oom\": false,"
+	     " \"free_page_hinting\": true}}",
+	     "balloon.free_page_hinting: free page hinting is not supported"},
+	    {"{\"balloon\": {\"amount_mib\": 1, \"deflate_on_oom\": false, \"x\": 1}}",
+	     "balloon.x: unknown field"},
+	    {"{\"balloon\": []}", "balloon: expected an object"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (apply(bad[i].json, &cfg, &err))
+			fail_msg("accepted: %s", bad[i].json);
+		if (!strstr(err.msg, bad[i].expect))
+			fail_msg("%s: \"%s\", expected \"%s\"", bad[i].json, err.msg,
+				 bad[i].expect);
+		vm_config_free(&cfg);
+	}
+	/* The size against RAM is the VMM's check at boot (config.c). */
+	char why[200];
+	vm_config_init(&cfg);
+	assert_true(vm_config_balloon_fits(&cfg, DEFAULT_MEM_MIB, why, sizeof(why)));
+	assert_false(vm_config_balloon_fits(&cfg, DEFAULT_MEM_MIB + 1, why, sizeof(why)));
+	assert_non_null(strstr(why, "more than the guest's RAM (128 MiB)"));
+	vm_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(balloon_section),
 	    cmocka_unit_test(full_config),	     cmocka_unit_test(round_trip),
 	    cmocka_unit_test(defaults_and_nulls),    cmocka_unit_test(errors_name_the_path),
 	    cmocka_unit_test(machine_put_and_patch), cmocka_unit_test(drive_id_must_match_path),
 	    cmocka_unit_test(drives_and_root),	     cmocka_unit_test(names_ids_macs),
-	    cmocka_unit_test(load_file_errors),
+	    cmocka_unit_test(load_file_errors),	     cmocka_unit_test(huge_pages_and_modules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

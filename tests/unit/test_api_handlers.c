@@ -28,6 +28,8 @@ struct fake {
 	unsigned swapped_index;
 	char swapped_path[256];
 	uint8_t ram[4096]; /* guest RAM at gpa 0x1000 */
+	uint32_t balloon_mib, balloon_secs;
+	int balloon_targets, balloon_intervals;
 };
 
 static enum api_vm_state f_state(void *p)
@@ -104,6 +106,34 @@ static json_t *f_metrics(void *p)
 	return json_pack("{s:[], s:[]}", "vcpu", "block");
 }
 
+static int f_balloon_target(void *p, uint32_t mib, char *why, size_t n)
+{
+	(void)why, (void)n;
+	struct fake *f = p;
+	f->balloon_targets++;
+	f->balloon_mib = mib;
+	return 0;
+}
+
+static int f_balloon_interval(void *p, uint32_t secs, char *why, size_t n)
+{
+	struct fake *f = p;
+	f->balloon_intervals++;
+	f->balloon_secs = secs;
+	if (secs == 13) {
+		snprintf(why, n, "timerfd_settime: no");
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *f_balloon_stats(void *p)
+{
+	struct fake *f = p;
+	return json_pack("{s:I, s:I}", "target_mib", (json_int_t)f->balloon_mib, "free_memory",
+			 (json_int_t)4096);
+}
+
 static const struct api_vmm_ops fake_ops = {
     .state = f_state,
     .start = f_start,
@@ -114,6 +144,9 @@ static const struct api_vmm_ops fake_ops = {
     .read_memory = f_read,
     .info = f_info,
     .device_metrics = f_metrics,
+    .balloon_set_target = f_balloon_target,
+    .balloon_set_stats_interval = f_balloon_interval,
+    .balloon_stats = f_balloon_stats,
 };
 
 /* ---- fixture ---- */
@@ -235,8 +268,14 @@ static void routing(void **state)
 	expect(f, "PUT", "/drives/a/b", "{}", 400, "invalid drive_id in the path");
 	expect(f, "PUT", "/drives/%41", "{}", 400, "invalid drive_id in the path");
 	expect(f, "PUT", "/network-interfaces/", "{}", 400, "missing iface_id");
-	expect(f, "PUT", "/balloon", "{}", 400, "not supported by this VMM yet");
-	expect(f, "PUT", "/snapshot/create", "{}", 400, "not supported");
+	expect(f, "PATCH", "/balloon/hinting/start", "{}", 400, "not supported by this VMM yet");
+	assert_int_equal(call(f, "DELETE", "/balloon", NULL, &r), 405);
+	assert_string_equal(r.allow, "GET, PUT, PATCH");
+	assert_int_equal(call(f, "PUT", "/balloon/statistics", "{}", &r), 405);
+	assert_string_equal(r.allow, "GET, PATCH");
+	expect(f, "GET", "/balloon/statistics/x", NULL, 404, NULL);
+	/* The migration module's, or "not built in" without it. */
+	expect(f, "PUT", "/snapshot/create", "{}", 400, NULL);
 	expect(f, "GET", "/version", NULL, 200, NULL);
 }
 
@@ -387,6 +426,73 @@ static void actions_and_vm_state(void **state)
 	json_decref(info);
 }
 
+/* Pre-boot: PUT configures, PATCH changes the size and interval; post-
+ * boot: PUT is refused, PATCH moves the running target, statistics can
+ * change pace but neither start nor stop. */
+static void balloon(void **state)
+{
+	struct fx *f = *state;
+	expect(f, "GET", "/balloon", NULL, 400, "no balloon device is configured");
+	expect(f, "PATCH", "/balloon", "{\"amount_mib\": 1}", 400, "no balloon device");
+	expect(f, "GET", "/balloon/statistics", NULL, 400, "no balloon device");
+	expect(f, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 1}", 400,
+	       "no balloon device");
+	expect(f, "PUT", "/balloon", "{\"amount_mib\": 129, \"deflate_on_oom\": false}", 400,
+	       "amount_mib (--balloon size) 129 is more than the guest's RAM (128 MiB)");
+	expect(f, "PUT", "/balloon", "{\"amount_mib\": 16}", 400,
+	       "deflate_on_oom: missing (required)");
+	expect(f, "PUT", "/balloon", "{\"amount_mib\": 16, \"deflate_on_oom\": true}", 204, NULL);
+	expect(f, "GET", "/balloon/statistics", NULL, 400, "statistics are not enabled");
+	expect(f, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 2}", 204, NULL);
+	expect(f, "GET", "/balloon/statistics", NULL, 400, "needs a started microVM");
+	expect(f, "PATCH", "/balloon", "{}", 400, "amount_mib: missing (required)");
+	expect(f, "PATCH", "/balloon", "{\"amount_mib\": 8, \"deflate_on_oom\": false}", 400,
+	       "deflate_on_oom: unknown field");
+	expect(f, "PATCH", "/balloon", "{\"amount_mib\": 200}", 400, "more than the guest's RAM");
+	expect(f, "PATCH", "/balloon", "{\"amount_mib\": 8}", 204, NULL);
+	json_t *b = get(f, "/balloon");
+	assert_int_equal(json_integer_value(json_object_get(b, "amount_mib")), 8);
+	assert_true(json_is_true(json_object_get(b, "deflate_on_oom")));
+	assert_int_equal(json_integer_value(json_object_get(b, "stats_polling_interval_s")), 2);
+	assert_true(json_is_false(json_object_get(b, "free_page_reporting")));
+	json_decref(b);
+	assert_int_equal(f->fake.balloon_targets + f->fake.balloon_intervals, 0);
+	/* Running. */
+	f->fake.state = API_VM_RUNNING;
+	expect(f, "PUT", "/balloon", "{\"amount_mib\": 16, \"deflate_on_oom\": true}", 400,
+	       "the microVM is running: the balloon (PATCH /balloon changes a running "
+	       "balloon's target) can only be set before InstanceStart");
+	expect(f, "PATCH", "/balloon", "{\"amount_mib\": 100}", 204, NULL);
+	assert_int_equal(f->fake.balloon_targets, 1);
+	assert_int_equal(f->fake.balloon_mib, 100);
+	assert_int_equal(f->cfg.balloon.amount_mib, 100);
+	expect(f, "PATCH", "/balloon", "{\"amount_mib\": 129}", 400, "more than the guest's RAM");
+	assert_int_equal(f->fake.balloon_targets, 1);
+	b = get(f, "/balloon/statistics");
+	assert_int_equal(json_integer_value(json_object_get(b, "target_mib")), 100);
+	json_decref(b);
+	expect(f, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 0}", 400,
+	       "cannot be turned off after InstanceStart");
+	expect(f, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 65536}", 400,
+	       "stats_polling_interval_s: 65536 is out of range (0..65535)");
+	expect(f, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 13}", 400,
+	       "balloon: timerfd_settime: no");
+	assert_int_equal(f->cfg.balloon.stats_interval_s, 2);
+	expect(f, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 5}", 204, NULL);
+	assert_int_equal(f->fake.balloon_secs, 5);
+	assert_int_equal(f->cfg.balloon.stats_interval_s, 5);
+	json_t *c = get(f, "/vm/config");
+	b = json_object_get(c, "balloon");
+	assert_int_equal(json_integer_value(json_object_get(b, "amount_mib")), 100);
+	assert_int_equal(json_integer_value(json_object_get(b, "stats_polling_interval_s")), 5);
+	json_decref(c);
+	/* Without statistics at boot, they cannot be turned on. */
+	f->cfg.balloon.stats_interval_s = 0;
+	expect(f, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 5}", 400,
+	       "statistics are not enabled");
+	expect(f, "GET", "/balloon/statistics", NULL, 400, "statistics are not enabled");
+}
+
 static void debug_memory(void **state)
 {
 	struct fx *f = *state;
@@ -492,6 +598,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(drive_patch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(actions_and_vm_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(debug_memory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(balloon, setup, teardown),
 	    cmocka_unit_test_setup_teardown(logger_and_metrics, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -396,56 +396,27 @@ static void uring_ring_is_restricted(void **state)
 static struct vm *vm;
 static struct virtio_blk *blk;
 
-static uint32_t rd(uint64_t reg)
-{
-	uint32_t v = 0;
-	bus_access(&vm->mmio, VIRTIO_MMIO_BASE + reg, (uint8_t *)&v, 4, false);
-	return v;
-}
-
-static void wr(uint64_t reg, uint32_t v)
-{
-	bus_access(&vm->mmio, VIRTIO_MMIO_BASE + reg, (uint8_t *)&v, 4, true);
-}
-
-static void *gp(uint64_t gpa)
-{
-	return guest_ptr(&vm->mem, gpa, 1);
-}
-
 static struct vring_desc *desc(void)
 {
-	return gp(VQT_DESC);
+	return devtest_gp(vm, VQT_DESC);
 }
 
 static struct vring_avail *avail(void)
 {
-	return gp(VQT_AVAIL);
+	return devtest_gp(vm, VQT_AVAIL);
 }
 
 static struct vring_used *used(void)
 {
-	return gp(VQT_USED);
+	return devtest_gp(vm, VQT_USED);
 }
 
 static void driver_init(uint64_t features)
 {
-	wr(VIRTIO_MMIO_STATUS, 0);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(VIRTIO_MMIO_STATUS, 0xb);
-	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)VQT_DESC);
-	wr(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)VQT_AVAIL);
-	wr(VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)VQT_USED);
-	wr(VIRTIO_MMIO_QUEUE_READY, 1);
-	wr(VIRTIO_MMIO_STATUS, 0xf);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), 0xf);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(devtest_virtio_features(vm, features), 0xb);
+	devtest_virtio_queue(vm, 0, QSIZE, VQT_DESC, VQT_AVAIL, VQT_USED);
+	devtest_virtio_driver_ok(vm);
 }
 
 static struct virtio_blk *device(const struct disk_config *c)
@@ -501,9 +472,9 @@ static int dev_teardown(void **state)
  * the used ring moves. Returns the status byte. */
 static int request(uint32_t type, uint64_t sector, uint32_t len)
 {
-	struct virtio_blk_outhdr *h = gp(HDR);
+	struct virtio_blk_outhdr *h = devtest_gp(vm, HDR);
 	*h = (struct virtio_blk_outhdr){ .type = type, .sector = sector };
-	*(uint8_t *)gp(STATUS) = 0xee;
+	*(uint8_t *)devtest_gp(vm, STATUS) = 0xee;
 	bool in = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
 	uint16_t n = 0;
 	desc()[n] = (struct vring_desc){ HDR, 16, VRING_DESC_F_NEXT, (uint16_t)(n + 1) };
@@ -518,11 +489,11 @@ static int request(uint32_t type, uint64_t sector, uint32_t len)
 	uint16_t before = used()->idx;
 	avail()->ring[avail()->idx % QSIZE] = 0;
 	avail()->idx++;
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	for (int i = 0; i < 100 && used()->idx == before; i++)
 		devtest_pump(vm, 100);
 	assert_int_equal((uint16_t)(used()->idx - before), 1);
-	return *(uint8_t *)gp(STATUS);
+	return *(uint8_t *)devtest_gp(vm, STATUS);
 }
 
 static uint32_t last_used_len(void)
@@ -543,15 +514,15 @@ static void device_config(void **state)
 	(void)state;
 	struct virtio_blk_config c;
 	for (unsigned i = 0; i < sizeof(c); i += 4) {
-		uint32_t v = rd(VIRTIO_MMIO_CONFIG + i);
+		uint32_t v = devtest_mmio_rd(vm, VIRTIO_MMIO_CONFIG + i);
 		memcpy((uint8_t *)&c + i, &v, sizeof(c) - i < 4 ? sizeof(c) - i : 4);
 	}
 	assert_int_equal(c.capacity, 2048);
 	assert_int_equal(c.blk_size, 512);
 	assert_int_equal(c.seg_max, VIRTIO_BLK_SEG_MAX);
 	assert_int_equal(c.max_discard_seg, VIRTIO_BLK_MAX_DISCARD_SEG);
-	assert_int_equal(rd(VIRTIO_MMIO_DEVICE_ID), 2);
-	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_BLK_QUEUE_SIZE);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_DEVICE_ID), 2);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_BLK_QUEUE_SIZE);
 }
 
 static void device_io(void **state)
@@ -560,9 +531,9 @@ static void device_io(void **state)
 	uint8_t buf[1024];
 	assert_int_equal(request(VIRTIO_BLK_T_IN, 3, 1024), VIRTIO_BLK_S_OK);
 	assert_int_equal(last_used_len(), 1025);
-	assert_int_equal(((uint8_t *)gp(DATA))[0], 3);
-	assert_int_equal(((uint8_t *)gp(DATA))[600], 4);
-	memset(gp(DATA), 0xab, 1024);
+	assert_int_equal(((uint8_t *)devtest_gp(vm, DATA))[0], 3);
+	assert_int_equal(((uint8_t *)devtest_gp(vm, DATA))[600], 4);
+	memset(devtest_gp(vm, DATA), 0xab, 1024);
 	assert_int_equal(request(VIRTIO_BLK_T_OUT, 100, 1024), VIRTIO_BLK_S_OK);
 	assert_int_equal(last_used_len(), 1);
 	file_read(100 * 512, buf, sizeof(buf));
@@ -570,23 +541,23 @@ static void device_io(void **state)
 		assert_int_equal(buf[i], 0xab);
 	assert_int_equal(request(VIRTIO_BLK_T_FLUSH, 0, 0), VIRTIO_BLK_S_OK);
 	assert_int_equal(request(VIRTIO_BLK_T_GET_ID, 0, 20), VIRTIO_BLK_S_OK);
-	assert_memory_equal(gp(DATA), "SERIAL-1\0\0\0\0\0\0\0\0\0\0\0\0", 20);
+	assert_memory_equal(devtest_gp(vm, DATA), "SERIAL-1\0\0\0\0\0\0\0\0\0\0\0\0", 20);
 	assert_int_equal(request(VIRTIO_BLK_T_IN, 2048, 512), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(last_used_len(), 1);
 	assert_int_equal(request(VIRTIO_BLK_T_IN, 2047, 1024), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(request(99, 0, 0), VIRTIO_BLK_S_UNSUPP);
 	/* write zeroes over what was just written */
 	struct virtio_blk_discard_write_zeroes seg = { .sector = 100, .num_sectors = 1 };
-	memcpy(gp(DATA), &seg, sizeof(seg));
+	memcpy(devtest_gp(vm, DATA), &seg, sizeof(seg));
 	assert_int_equal(request(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16), VIRTIO_BLK_S_OK);
 	file_read(100 * 512, buf, sizeof(buf));
 	assert_int_equal(buf[0], 0);
 	assert_int_equal(buf[511], 0);
 	assert_int_equal(buf[512], 0xab);
 	seg.sector = 101;
-	memcpy(gp(DATA), &seg, sizeof(seg));
+	memcpy(devtest_gp(vm, DATA), &seg, sizeof(seg));
 	assert_int_equal(request(VIRTIO_BLK_T_DISCARD, 0, 16), VIRTIO_BLK_S_OK);
-	assert_false(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_false(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 static void device_read_only(void **state)
@@ -594,12 +565,12 @@ static void device_read_only(void **state)
 	(void)state;
 	uint8_t buf[512];
 	assert_true(blk->st.transport.device_features & (1ULL << VIRTIO_BLK_F_RO));
-	memset(gp(DATA), 0xcd, 512);
+	memset(devtest_gp(vm, DATA), 0xcd, 512);
 	assert_int_equal(request(VIRTIO_BLK_T_OUT, 7, 512), VIRTIO_BLK_S_IOERR);
 	file_read(7 * 512, buf, sizeof(buf));
 	assert_int_equal(buf[0], 7);
 	assert_int_equal(request(VIRTIO_BLK_T_IN, 7, 512), VIRTIO_BLK_S_OK);
-	assert_int_equal(((uint8_t *)gp(DATA))[0], 7);
+	assert_int_equal(((uint8_t *)devtest_gp(vm, DATA))[0], 7);
 }
 
 /* A malformed chain is returned with length 0; the device carries on. */
@@ -617,7 +588,7 @@ static void device_bad_chains(void **state)
 	desc()[4] = (struct vring_desc){ STATUS, 1, VRING_DESC_F_WRITE, 0 };
 	avail()->ring[avail()->idx % QSIZE] = 2;
 	avail()->idx++;
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	for (int i = 0; i < 10 && used()->idx != 2; i++)
 		devtest_pump(vm, 100);
 	assert_int_equal(used()->idx, 2);
@@ -634,11 +605,11 @@ static void device_broken_ring(void **state)
 {
 	(void)state;
 	avail()->idx = (uint16_t)(avail()->idx + QSIZE + 1);
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	devtest_pump(vm, 100);
-	assert_true(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
-	memset(gp(VQT_AVAIL), 0, 0x1000);
-	memset(gp(VQT_USED), 0, 0x1000);
+	assert_true(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	memset(devtest_gp(vm, VQT_AVAIL), 0, 0x1000);
+	memset(devtest_gp(vm, VQT_USED), 0, 0x1000);
 	driver_init(blk->st.transport.device_features);
 	assert_int_equal(request(VIRTIO_BLK_T_IN, 1, 512), VIRTIO_BLK_S_OK);
 }
@@ -650,7 +621,7 @@ static void device_batch(void **state)
 	for (uint16_t i = 0; i < 5; i++) {
 		uint16_t d = (uint16_t)(3 * i);
 		uint64_t h = HDR + 32ULL * i, st = STATUS + i, data = DATA + 512ULL * i;
-		*(struct virtio_blk_outhdr *)gp(h) =
+		*(struct virtio_blk_outhdr *)devtest_gp(vm, h) =
 			(struct virtio_blk_outhdr){ .type = VIRTIO_BLK_T_IN, .sector = 10 + i };
 		desc()[d] = (struct vring_desc){ h, 16, VRING_DESC_F_NEXT, (uint16_t)(d + 1) };
 		desc()[d + 1] = (struct vring_desc){ data, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE,
@@ -659,13 +630,13 @@ static void device_batch(void **state)
 		avail()->ring[avail()->idx % QSIZE] = d;
 		avail()->idx++;
 	}
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	for (int i = 0; i < 10 && used()->idx != 5; i++)
 		devtest_pump(vm, 100);
 	assert_int_equal(used()->idx, 5);
 	for (unsigned i = 0; i < 5; i++) {
-		assert_int_equal(*(uint8_t *)gp(STATUS + i), VIRTIO_BLK_S_OK);
-		assert_int_equal(*(uint8_t *)gp(DATA + 512ULL * i), 10 + i);
+		assert_int_equal(*(uint8_t *)devtest_gp(vm, STATUS + i), VIRTIO_BLK_S_OK);
+		assert_int_equal(*(uint8_t *)devtest_gp(vm, DATA + 512ULL * i), 10 + i);
 	}
 }
 
@@ -676,7 +647,7 @@ static void device_write_through(void **state)
 	(void)state;
 	uint8_t buf[512];
 	driver_init(blk->st.transport.device_features & ~(1ULL << VIRTIO_BLK_F_FLUSH));
-	memset(gp(DATA), 0x5a, 512);
+	memset(devtest_gp(vm, DATA), 0x5a, 512);
 	assert_int_equal(request(VIRTIO_BLK_T_OUT, 200, 512), VIRTIO_BLK_S_OK);
 	file_read(200 * 512, buf, sizeof(buf));
 	assert_int_equal(buf[0], 0x5a);

@@ -4,6 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
 
 #include "mem.h"
 
@@ -53,6 +56,62 @@ static void guest_across_the_hole(void **state)
 	guest_mem_destroy(&m);
 }
 
+/* Pages of the backing the host holds for [p, p+len), from mincore(). */
+static size_t resident_pages(const void *p, size_t len)
+{
+	unsigned char vec[1024];
+	assert_true(len / 4096 <= sizeof(vec));
+	assert_int_equal(mincore((void *)p, len, vec), 0);
+	size_t n = 0;
+	for (size_t i = 0; i < len / 4096; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+/* Discarding hands pages back to the host and the guest then reads
+ * zeroes, for both backings; bad ranges are refused. */
+static void discard_gives_pages_back(void **state)
+{
+	(void)state;
+	enum mem_backing kinds[] = { MEM_SHARED_MEMFD, MEM_ANON_PRIVATE };
+	for (int k = 0; k < 2; k++) {
+		struct mem_request req;
+		struct guest_mem m;
+		mem_request_init(&req);
+		req.backing = kinds[k];
+		assert_int_equal(guest_mem_create(&m, 8 * MIB, &req), 0);
+		assert_int_equal((uintptr_t)m.host % (2 * MIB), 0); /* huge-page ready */
+		assert_int_equal(m.memfd >= 0, kinds[k] == MEM_SHARED_MEMFD);
+		uint8_t *p = guest_ptr(&m, MIB, 256 * 1024);
+		memset(p, 0xAB, 256 * 1024);
+		assert_int_equal(resident_pages(p, 256 * 1024), 64);
+		/* [4 KiB - 1, 128 KiB - 1): only the 30 whole pages inside go. */
+		assert_int_equal(guest_mem_discard(&m, MIB + 4095, 128 * 1024 - 4096), 0);
+		assert_int_equal(resident_pages(p, 256 * 1024), 64 - 30);
+		assert_int_equal(p[4095], 0xAB);
+		assert_int_equal(p[4096], 0);
+		assert_int_equal(p[128 * 1024 - 1], 0xAB);
+		assert_int_equal(guest_mem_discard(&m, 8 * MIB - 4096, 8192), -EINVAL);
+		assert_int_equal(guest_mem_discard(&m, UINT64_MAX - 4095, 4096), -EINVAL);
+		assert_int_equal(guest_mem_discard(&m, 0, 0), -EINVAL);
+		guest_mem_destroy(&m);
+	}
+}
+
+static void page_size_multiple(void **state)
+{
+	(void)state;
+	struct mem_request req;
+	struct guest_mem m;
+	mem_request_init(&req);
+	req.page_size = 2 * MIB;
+	req.backing = MEM_ANON_PRIVATE; /* a 2 MiB granule without a hugetlb pool */
+	assert_int_not_equal(guest_mem_create(&m, 3 * MIB, &req), 0);
+	assert_int_equal(guest_mem_create(&m, 4 * MIB, &req), 0);
+	assert_int_equal(m.page_size, 2 * MIB);
+	guest_mem_destroy(&m);
+}
+
 static void bad_sizes_refused(void **state)
 {
 	(void)state;
@@ -66,7 +125,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(small_guest),
 		cmocka_unit_test(guest_across_the_hole),
-		cmocka_unit_test(bad_sizes_refused),
+		cmocka_unit_test(bad_sizes_refused), cmocka_unit_test(discard_gives_pages_back),
+		cmocka_unit_test(page_size_multiple),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

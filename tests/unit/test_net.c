@@ -154,23 +154,6 @@ static struct vm *vm;
 static struct virtio_net *net;
 static int peer = -1; /* our end of the "tap" */
 
-static uint32_t rd(uint64_t reg)
-{
-	uint32_t v = 0;
-	bus_access(&vm->mmio, VIRTIO_MMIO_BASE + reg, (uint8_t *)&v, 4, false);
-	return v;
-}
-
-static void wr(uint64_t reg, uint32_t v)
-{
-	bus_access(&vm->mmio, VIRTIO_MMIO_BASE + reg, (uint8_t *)&v, 4, true);
-}
-
-static void *gp(uint64_t gpa)
-{
-	return guest_ptr(&vm->mem, gpa, 1);
-}
-
 struct ring {
 	uint64_t desc, avail, used;
 };
@@ -179,15 +162,15 @@ static const struct ring TXR = { TX_DESC, TX_AVAIL, TX_USED };
 
 static struct vring_desc *desc(const struct ring *r)
 {
-	return gp(r->desc);
+	return devtest_gp(vm, r->desc);
 }
 static struct vring_avail *avail(const struct ring *r)
 {
-	return gp(r->avail);
+	return devtest_gp(vm, r->avail);
 }
 static struct vring_used *used(const struct ring *r)
 {
-	return gp(r->used);
+	return devtest_gp(vm, r->used);
 }
 /* used_event, at the end of the avail ring */
 static uint16_t *used_event(const struct ring *r)
@@ -195,33 +178,15 @@ static uint16_t *used_event(const struct ring *r)
 	return &avail(r)->ring[QSIZE];
 }
 
-static void setup_queue(unsigned q, const struct ring *r)
-{
-	wr(VIRTIO_MMIO_QUEUE_SEL, q);
-	wr(VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)r->desc);
-	wr(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)r->avail);
-	wr(VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)r->used);
-	wr(VIRTIO_MMIO_QUEUE_READY, 1);
-}
-
 static void driver_init(uint64_t features)
 {
-	wr(VIRTIO_MMIO_STATUS, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
 	for (uint64_t a = RX_DESC; a < BUF; a += 0x1000)
-		memset(gp(a), 0, 0x1000);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(VIRTIO_MMIO_STATUS, 0xb);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), 0xb);
-	setup_queue(VIRTIO_NET_RXQ, &RXR);
-	setup_queue(VIRTIO_NET_TXQ, &TXR);
-	wr(VIRTIO_MMIO_STATUS, 0xf);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), 0xf);
+		memset(devtest_gp(vm, a), 0, 0x1000);
+	assert_int_equal(devtest_virtio_features(vm, features), 0xb);
+	devtest_virtio_queue(vm, VIRTIO_NET_RXQ, QSIZE, RXR.desc, RXR.avail, RXR.used);
+	devtest_virtio_queue(vm, VIRTIO_NET_TXQ, QSIZE, TXR.desc, TXR.avail, TXR.used);
+	devtest_virtio_driver_ok(vm);
 }
 
 /* Run the loop until nothing is left to do. */
@@ -319,14 +284,14 @@ static void post(const struct ring *r, uint16_t head, const struct seg *s, unsig
 
 static void notify(unsigned q)
 {
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, q);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, q);
 	pump();
 }
 
 /* A header and an Ethernet frame of len bytes (pattern seed) at gpa. */
 static void frame_at(uint64_t gpa, const struct virtio_net_hdr_v1 *h, uint32_t len, uint8_t seed)
 {
-	uint8_t *p = gp(gpa);
+	uint8_t *p = devtest_gp(vm, gpa);
 	memcpy(p, h, sizeof(*h));
 	for (uint32_t i = 0; i < len; i++)
 		p[sizeof(*h) + i] = (uint8_t)(seed + i * 7);
@@ -432,7 +397,7 @@ static void tx_malformed(void **state)
 	assert_int_equal(c->tx_oversized, 1);
 	assert_int_equal(c->tx_bad_chain, 4);
 	assert_int_equal(c->tx_dropped_malformed, 7);
-	assert_false(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_false(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 /* The largest frame allowed goes out; one byte more does not. */
@@ -546,7 +511,7 @@ static void tx_many_rounds(void **state)
 	for (unsigned round = 0; round < 40; round++) {
 		for (uint16_t i = 0; i < QSIZE; i++)
 			post(&TXR, i, (struct seg[]){ { BUFN(0), 76, 0 } }, 1);
-		wr(VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+		devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
 		devtest_pump(vm, 20);
 		while (recv_pkt(pkt, sizeof(pkt)) == 76)
 			total++;
@@ -566,7 +531,7 @@ static void tx_broken_ring(void **state)
 	(void)state;
 	avail(&TXR)->idx = QSIZE + 1;
 	notify(VIRTIO_NET_TXQ);
-	assert_true(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_true(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	driver_init(ALL);
 	frame_at(BUFN(0), &(struct virtio_net_hdr_v1){ 0 }, 64, 5);
 	post(&TXR, 0, (struct seg[]){ { BUFN(0), 76, 0 } }, 1);
@@ -601,7 +566,7 @@ static void check_rx(uint16_t from, unsigned nbufs, uint32_t len, uint8_t seed)
 	uint32_t off = 0;
 	for (unsigned k = 0; k < nbufs; k++) {
 		const struct vring_used_elem *e = &u->ring[(from + k) % QSIZE];
-		const uint8_t *b = gp(BUFN(e->id));
+		const uint8_t *b = devtest_gp(vm, BUFN(e->id));
 		for (uint32_t i = 0; i < e->len; i++, off++) {
 			if (off < 12)
 				continue;
@@ -614,7 +579,7 @@ static void check_rx(uint16_t from, unsigned nbufs, uint32_t len, uint8_t seed)
 
 static const struct virtio_net_hdr_v1 *rx_hdr(uint16_t used_index)
 {
-	return gp(BUFN(used(&RXR)->ring[used_index % QSIZE].id));
+	return devtest_gp(vm, BUFN(used(&RXR)->ring[used_index % QSIZE].id));
 }
 
 /* MRG_RXBUF: a frame spans as many buffers as it needs; num_buffers says
@@ -689,7 +654,7 @@ static void rx_whole_frames(void **state)
 	assert_int_equal(used(&RXR)->idx, 1);
 	assert_int_equal(used(&RXR)->ring[0].len, 1526);
 	assert_int_equal(rx_hdr(0)->num_buffers, 1);
-	const uint8_t *b = gp(BUFN(0));
+	const uint8_t *b = devtest_gp(vm, BUFN(0));
 	for (unsigned i = 0; i < 1514; i++)
 		assert_int_equal(b[12 + i], (uint8_t)(2 + i * 7));
 	assert_int_equal(net->ctr.rx_dropped_too_big, 1);
@@ -717,7 +682,7 @@ static void rx_bad_buffers(void **state)
 	assert_int_equal(u->ring[3].id, 3);
 	check_rx(3, 1, 500, 6);
 	assert_int_equal(net->ctr.rx_bad_buffers, 3);
-	assert_false(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_false(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 /* Frames the driver cannot take (offloads it did not accept, runts) are
@@ -800,8 +765,8 @@ static void rx_reset_discards(void **state)
 	pump();
 	assert_int_equal(net->rx_nres, 1);
 	assert_int_equal(net->rx_pending, 3012);
-	wr(VIRTIO_MMIO_STATUS, 0);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS), 0);
 	assert_int_equal(net->rx_pending, 0);
 	assert_int_equal(net->rx_nres, 0);
 	assert_false(net->tap_polled);
@@ -824,7 +789,7 @@ static void rx_broken_ring(void **state)
 	avail(&RXR)->idx = 40;
 	inject(&(struct virtio_net_hdr_v1){ 0 }, 3000, 1);
 	pump();
-	assert_true(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_true(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_false(net->tap_polled);
 }
 
@@ -832,18 +797,19 @@ static void rx_broken_ring(void **state)
 static void config_space(void **state)
 {
 	(void)state;
-	uint32_t w0 = rd(VIRTIO_MMIO_CONFIG), w1 = rd(VIRTIO_MMIO_CONFIG + 4);
+	uint32_t w0 = devtest_mmio_rd(vm, VIRTIO_MMIO_CONFIG);
+	uint32_t w1 = devtest_mmio_rd(vm, VIRTIO_MMIO_CONFIG + 4);
 	uint8_t mac[8];
 	memcpy(mac, &w0, 4);
 	memcpy(mac + 4, &w1, 4);
 	static const uint8_t want[6] = { 0x52, 0x54, 0, 0, 0, 7 };
 	assert_memory_equal(mac, want, 6);
 	assert_int_equal(w1 >> 16, VIRTIO_NET_S_LINK_UP);
-	assert_int_equal(rd(VIRTIO_MMIO_DEVICE_ID), 1);
-	wr(VIRTIO_MMIO_QUEUE_SEL, 1);
-	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_NET_QUEUE_SIZE);
-	wr(VIRTIO_MMIO_QUEUE_SEL, 2);
-	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_DEVICE_ID), 1);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_SEL, 1);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_NET_QUEUE_SIZE);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_SEL, 2);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
 	assert_ptr_equal(virtio_net_find(vm, "eth0"), net);
 	assert_null(virtio_net_find(vm, "eth1"));
 	struct virtio_net_counters c;
@@ -857,14 +823,14 @@ static void tap_goes_away(void **state)
 	(void)state;
 	rx_buffers(0, 2, 2048);
 	notify(VIRTIO_NET_RXQ);
-	uint32_t gen = rd(VIRTIO_MMIO_CONFIG_GENERATION);
+	uint32_t gen = devtest_mmio_rd(vm, VIRTIO_MMIO_CONFIG_GENERATION);
 	close(peer);
 	peer = socket(AF_UNIX, SOCK_DGRAM, 0); /* for teardown */
 	pump();
 	assert_true(net->tap_dead);
-	assert_int_equal(rd(VIRTIO_MMIO_CONFIG + 4) >> 16, 0);
-	assert_int_equal(rd(VIRTIO_MMIO_CONFIG_GENERATION), gen + 1);
-	assert_true(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_CONFIG + 4) >> 16, 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_CONFIG_GENERATION), gen + 1);
+	assert_true(devtest_mmio_rd(vm, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
 	assert_int_equal(devtest_pump(vm, 50), 0);
 }
 
@@ -972,8 +938,8 @@ static void real_tap_device(void **state)
 	struct virtio_net_hdr_v1 h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
 				       .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .hdr_len = 54,
 				       .gso_size = 1448, .csum_start = 34, .csum_offset = 16 };
-	memcpy(gp(BUFN(0)), &h, 12);
-	memcpy((uint8_t *)gp(BUFN(0)) + 12, f, sizeof(f));
+	memcpy(devtest_gp(vm, BUFN(0)), &h, 12);
+	memcpy((uint8_t *)devtest_gp(vm, BUFN(0)) + 12, f, sizeof(f));
 	post(&TXR, 0, (struct seg[]){ { BUFN(0), 12 + sizeof(f), 0 } }, 1);
 	notify(VIRTIO_NET_TXQ);
 	assert_int_equal(net->ctr.tx_packets, 1);
@@ -983,8 +949,8 @@ static void real_tap_device(void **state)
 	struct virtio_net_hdr_v1 bad = h;
 	bad.csum_start = 20;
 	bad.hdr_len = 30;
-	memcpy(gp(BUFN(1)), &bad, 12);
-	memcpy((uint8_t *)gp(BUFN(1)) + 12, f, 40);
+	memcpy(devtest_gp(vm, BUFN(1)), &bad, 12);
+	memcpy((uint8_t *)devtest_gp(vm, BUFN(1)) + 12, f, 40);
 	post(&TXR, 1, (struct seg[]){ { BUFN(1), 52, 0 } }, 1);
 	notify(VIRTIO_NET_TXQ);
 	assert_int_equal(net->ctr.tx_packets + net->ctr.tx_dropped_io, 2);

@@ -67,18 +67,6 @@ static const struct virtio_device_ops fake_ops = {
 static struct vm *vm;
 static struct fake *f;
 
-static uint32_t rd(uint64_t reg)
-{
-	uint32_t v = 0xdeadbeef;
-	bus_access(&vm->mmio, VIRTIO_MMIO_BASE + reg, (uint8_t *)&v, 4, false);
-	return v;
-}
-
-static void wr(uint64_t reg, uint32_t v)
-{
-	bus_access(&vm->mmio, VIRTIO_MMIO_BASE + reg, (uint8_t *)&v, 4, true);
-}
-
 /* The irqfd was signalled since the last look. */
 static bool irq_raised(void)
 {
@@ -108,69 +96,51 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void negotiate(uint64_t features)
-{
-	wr(VIRTIO_MMIO_STATUS, S_ACK);
-	wr(VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
-}
-
+/* Queue q at the vqtest.h ring addresses. */
 static void setup_queue(unsigned q, uint32_t size)
 {
-	wr(VIRTIO_MMIO_QUEUE_SEL, q);
-	wr(VIRTIO_MMIO_QUEUE_NUM, size);
-	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)VQT_DESC);
-	wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-	wr(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)VQT_AVAIL);
-	wr(VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
-	wr(VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)VQT_USED);
-	wr(VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
-	wr(VIRTIO_MMIO_QUEUE_READY, 1);
+	devtest_virtio_queue(vm, q, size, VQT_DESC, VQT_AVAIL, VQT_USED);
 }
 
 static void bring_up(void)
 {
-	negotiate(FEATURES);
+	devtest_virtio_features(vm, FEATURES);
 	setup_queue(0, 16);
-	wr(VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK);
+	devtest_virtio_driver_ok(vm);
 }
 
 /* The driver broke the protocol: NEEDS_RESET, a config interrupt, and
  * only a reset brings the device back. */
 static void assert_needs_reset(void)
 {
-	assert_true(rd(VIRTIO_MMIO_STATUS) & S_NR);
-	assert_true(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
+	assert_true(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS) & S_NR);
+	assert_true(devtest_mmio_rd(vm, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
 	assert_true(irq_raised());
-	wr(VIRTIO_MMIO_STATUS, 0);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), 0);
-	assert_int_equal(rd(VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	bring_up(); /* and it works again */
 }
 
 static void identity(void **state)
 {
 	(void)state;
-	assert_int_equal(rd(VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
-	assert_int_equal(rd(VIRTIO_MMIO_VERSION), 2);
-	assert_int_equal(rd(VIRTIO_MMIO_DEVICE_ID), 42);
-	assert_int_equal(rd(VIRTIO_MMIO_VENDOR_ID), VIRTIO_MMIO_VENDOR);
-	assert_int_equal(rd(VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffff);
-	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	assert_int_equal(rd(VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)FEATURES);
-	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	assert_int_equal(rd(VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)(FEATURES >> 32));
-	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
-	assert_int_equal(rd(VIRTIO_MMIO_DEVICE_FEATURES), 0);
-	wr(VIRTIO_MMIO_QUEUE_SEL, 1);
-	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_NUM_MAX), 16);
-	wr(VIRTIO_MMIO_QUEUE_SEL, 2);
-	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_VERSION), 2);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_DEVICE_ID), 42);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_VENDOR_ID), VIRTIO_MMIO_VENDOR);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffff);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)FEATURES);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_DEVICE_FEATURES),
+			 (uint32_t)(FEATURES >> 32));
+	devtest_mmio_wr(vm, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_SEL, 1);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_QUEUE_NUM_MAX), 16);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_SEL, 2);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
 	char buf[64];
 	assert_true(virtio_mmio_announce(&f->d, buf, sizeof(buf)) > 0);
 	assert_string_equal(buf, " virtio_mmio.device=4K@0xd0000000:5");
@@ -185,82 +155,81 @@ static void happy_path(void **state)
 	assert_true(virtio_dev_has_feature(&f->d, 32));
 	assert_true(virtio_dev_queue_live(&f->d, 0));
 	assert_false(virtio_dev_queue_live(&f->d, 1)); /* never set up */
-	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
-	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_READY), 1);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_SEL, 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_QUEUE_READY), 1);
 }
 
 static void version_1_required(void **state)
 {
 	(void)state;
-	negotiate(FEATURES & ~(1ULL << 32));
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), S_ACK | S_DRV); /* FEATURES_OK refused */
-	wr(VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+	/* FEATURES_OK refused */
+	assert_int_equal(devtest_virtio_features(vm, FEATURES & ~(1ULL << 32)), S_ACK | S_DRV);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
 	assert_needs_reset();
 }
 
 static void unoffered_feature_refused(void **state)
 {
 	(void)state;
-	negotiate(FEATURES | (1ULL << 7));
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), S_ACK | S_DRV);
-	wr(VIRTIO_MMIO_STATUS, 0);
-	negotiate((1ULL << 32)); /* the minimum is fine */
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK);
+	assert_int_equal(devtest_virtio_features(vm, FEATURES | (1ULL << 7)), S_ACK | S_DRV);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
+	/* the minimum is fine */
+	assert_int_equal(devtest_virtio_features(vm, 1ULL << 32), S_ACK | S_DRV | S_FOK);
 }
 
 static void driver_ok_without_features_ok(void **state)
 {
 	(void)state;
-	wr(VIRTIO_MMIO_STATUS, S_ACK);
-	wr(VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
-	wr(VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_DOK);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_DOK);
 	assert_needs_reset();
 }
 
 static void skipped_steps(void **state)
 {
 	(void)state;
-	wr(VIRTIO_MMIO_STATUS, S_DRV); /* DRIVER before ACKNOWLEDGE */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_DRV); /* DRIVER before ACKNOWLEDGE */
 	assert_needs_reset();
-	wr(VIRTIO_MMIO_STATUS, 0);
-	wr(VIRTIO_MMIO_STATUS, S_ACK | S_FOK); /* FEATURES_OK before DRIVER */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK | S_FOK); /* FEATURES_OK before DRIVER */
 	assert_needs_reset();
-	wr(VIRTIO_MMIO_STATUS, 0);
-	wr(VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
-	wr(VIRTIO_MMIO_STATUS, S_ACK); /* clearing a bit without reset */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK); /* clearing a bit without reset */
 	assert_needs_reset();
 }
 
 static void features_after_features_ok(void **state)
 {
 	(void)state;
-	negotiate(FEATURES);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, 0);
+	devtest_virtio_features(vm, FEATURES);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_DRIVER_FEATURES, 0);
 	assert_needs_reset();
-	wr(VIRTIO_MMIO_STATUS, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, 0); /* before DRIVER */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_DRIVER_FEATURES, 0); /* before DRIVER */
 	assert_needs_reset();
 }
 
 static void queue_setup_out_of_order(void **state)
 {
 	(void)state;
-	wr(VIRTIO_MMIO_STATUS, S_ACK);
-	wr(VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
 	setup_queue(0, 16); /* before FEATURES_OK */
 	assert_needs_reset();
 	setup_queue(1, 16); /* after DRIVER_OK (bring_up ran) */
 	assert_needs_reset();
-	wr(VIRTIO_MMIO_STATUS, 0);
-	negotiate(FEATURES);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
+	devtest_virtio_features(vm, FEATURES);
 	setup_queue(0, 16);
-	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, 0x8000); /* changed while ready */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x8000); /* changed while ready */
 	assert_needs_reset();
-	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(VIRTIO_MMIO_QUEUE_READY, 0); /* pulled after DRIVER_OK */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_SEL, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_READY, 0); /* pulled after DRIVER_OK */
 	assert_needs_reset();
-	wr(VIRTIO_MMIO_STATUS, 0);
-	negotiate(FEATURES);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
+	devtest_virtio_features(vm, FEATURES);
 	setup_queue(5, 16); /* no such queue */
 	assert_needs_reset();
 }
@@ -270,21 +239,21 @@ static void bad_queue_config(void **state)
 	(void)state;
 	static const uint32_t sizes[] = { 0, 3, 32, 0x10000 };
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		wr(VIRTIO_MMIO_STATUS, 0);
-		negotiate(FEATURES);
+		devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
+		devtest_virtio_features(vm, FEATURES);
 		setup_queue(0, sizes[i]);
-		assert_int_equal(rd(VIRTIO_MMIO_QUEUE_READY), 0);
+		assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_QUEUE_READY), 0);
 		assert_needs_reset();
 	}
-	wr(VIRTIO_MMIO_STATUS, 0);
-	negotiate(FEATURES);
-	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(VIRTIO_MMIO_QUEUE_NUM, 16);
-	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, 0);
-	wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, 1); /* 4 GiB: not RAM here */
-	wr(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)VQT_AVAIL);
-	wr(VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)VQT_USED);
-	wr(VIRTIO_MMIO_QUEUE_READY, 1);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
+	devtest_virtio_features(vm, FEATURES);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_SEL, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NUM, 16);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_DESC_LOW, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_DESC_HIGH, 1); /* 4 GiB: not RAM here */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)VQT_AVAIL);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)VQT_USED);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_READY, 1);
 	assert_needs_reset();
 }
 
@@ -294,9 +263,10 @@ static void needs_reset_freezes_the_device(void **state)
 	bring_up();
 	virtio_dev_needs_reset(&f->d, "test");
 	assert_false(virtio_dev_queue_live(&f->d, 0));
-	wr(VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK | 0x80);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK | S_NR);
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK | 0x80);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS),
+			 S_ACK | S_DRV | S_FOK | S_DOK | S_NR);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	devtest_pump(vm, 0);
 	assert_int_equal(f->notified[0], 0);
 	assert_needs_reset();
@@ -307,19 +277,20 @@ static void reset_clears_everything(void **state)
 	(void)state;
 	bring_up();
 	virtio_dev_config_changed(&f->d);
-	assert_int_equal(rd(VIRTIO_MMIO_CONFIG_GENERATION), 1);
-	wr(VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_CONFIG_GENERATION), 1);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
 	assert_int_equal(f->resets, 1);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), 0);
-	assert_int_equal(rd(VIRTIO_MMIO_INTERRUPT_STATUS), 0);
-	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
-	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_SEL, 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_QUEUE_READY), 0);
 	assert_int_equal(f->st.t.driver_features, 0);
 	assert_int_equal(f->st.t.queues[0].size, 0);
 	assert_int_equal(f->st.t.device_features, FEATURES);
-	assert_int_equal(rd(VIRTIO_MMIO_CONFIG_GENERATION), 1); /* kept */
-	wr(VIRTIO_MMIO_QUEUE_READY, 0); /* drivers do this after a reset: harmless */
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_CONFIG_GENERATION), 1); /* kept */
+	/* drivers do this after a reset: harmless */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_READY, 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS), 0);
 }
 
 static void deferred_reset(void **state)
@@ -327,16 +298,16 @@ static void deferred_reset(void **state)
 	(void)state;
 	bring_up();
 	f->busy = true;
-	wr(VIRTIO_MMIO_STATUS, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, 0);
 	/* Still busy: Status does not read 0, and writes are ignored. */
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK);
 	assert_false(virtio_dev_queue_live(&f->d, 0));
-	wr(VIRTIO_MMIO_STATUS, S_ACK);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK);
 	pthread_mutex_lock(&f->d.lock);
 	virtio_dev_reset_done(&f->d);
 	pthread_mutex_unlock(&f->d.lock);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS), 0);
 	f->busy = false;
 	bring_up();
 }
@@ -344,22 +315,22 @@ static void deferred_reset(void **state)
 static void notifications(void **state)
 {
 	(void)state;
-	negotiate(FEATURES);
+	devtest_virtio_features(vm, FEATURES);
 	setup_queue(0, 16);
 	/* Before DRIVER_OK a notify does nothing... */
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	devtest_pump(vm, 0);
 	assert_int_equal(f->notified[0], 0);
 	/* ...and DRIVER_OK looks at every ready queue once. */
-	wr(VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
 	devtest_pump(vm, 0);
 	assert_int_equal(f->notified[0], 1);
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0); /* coalesced by the eventfd */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0); /* coalesced by the eventfd */
 	devtest_pump(vm, 0);
 	assert_int_equal(f->notified[0], 2);
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 1); /* not ready: dropped */
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 7); /* no such queue */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, 1); /* not ready: dropped */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_QUEUE_NOTIFY, 7); /* no such queue */
 	devtest_pump(vm, 0);
 	assert_int_equal(f->notified[1], 0);
 	assert_int_equal(f->notified[0], 2);
@@ -379,11 +350,11 @@ static void used_interrupts(void **state)
 	virtio_dev_used(&f->d, 0);
 	pthread_mutex_unlock(&f->d.lock);
 	assert_true(irq_raised());
-	assert_int_equal(rd(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
 	struct vring_used *u = guest_ptr(&vm->mem, VQT_USED, 4);
 	assert_int_equal(u->idx, 1);
-	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
-	assert_int_equal(rd(VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	devtest_mmio_wr(vm, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	/* The driver asked for no interrupts (EVENT_IDX: used_event behind). */
 	struct vring_avail *a = guest_ptr(&vm->mem, VQT_AVAIL, 4);
 	a->ring[16] = 0;
@@ -416,8 +387,8 @@ static void config_space(void **state)
 	pthread_mutex_lock(&f->d.lock);
 	virtio_dev_config_changed(&f->d);
 	pthread_mutex_unlock(&f->d.lock);
-	assert_int_equal(rd(VIRTIO_MMIO_CONFIG_GENERATION), 1);
-	assert_true(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_CONFIG_GENERATION), 1);
+	assert_true(devtest_mmio_rd(vm, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
 	assert_true(irq_raised());
 }
 
@@ -431,11 +402,11 @@ static void odd_accesses(void **state)
 	assert_int_equal(b[0], 0); /* misaligned */
 	uint8_t one = S_ACK;
 	bus_access(&vm->mmio, VIRTIO_MMIO_BASE + VIRTIO_MMIO_STATUS, &one, 1, true);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), 0); /* narrow write: ignored */
-	wr(VIRTIO_MMIO_MAGIC_VALUE, 0); /* read-only register */
-	wr(0x0f0, 1);                   /* unknown */
-	assert_int_equal(rd(VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
-	assert_int_equal(rd(VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS), 0); /* narrow write: ignored */
+	devtest_mmio_wr(vm, VIRTIO_MMIO_MAGIC_VALUE, 0); /* read-only register */
+	devtest_mmio_wr(vm, 0x0f0, 1);                   /* unknown */
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+	assert_int_equal(devtest_mmio_rd(vm, VIRTIO_MMIO_STATUS), 0);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
