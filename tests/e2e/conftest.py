@@ -70,3 +70,11 @@ def modules(vmm_bin):
     m = re.search(r"\(modules: ([^)]*)\)", out)
     assert m, f"--version does not list the modules: {out!r}"
     return set() if m.group(1) == "none" else set(m.group(1).split())
+
+
+@pytest.fixture
+def needs_migration(modules):
+    """Skip a test of the migration module in a build without it (the
+    "not built in" refusals are tested on their own)."""
+    if "migration" not in modules:
+        pytest.skip("module migration not built in")

@@ -9,7 +9,6 @@ refused as "not built in".
 """
 import os
 import pathlib
-import re
 import socket
 import struct
 import sys
@@ -20,50 +19,8 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import vmmrun  # noqa: E402
-from apiclient import Vmm, short_dir  # noqa: E402
-
-COUNTER = re.compile(r"COUNTER (\d+) ns=(\d+)")
-MIGTEST = re.compile(r"MIGTEST pass=(\d+) dirtied_mib=(\d+) disk_pass=(\d+) ns=(\d+)")
-
-
-@pytest.fixture
-def vmms(vmm_bin):
-    made = []
-
-    def start(*args, **kw):
-        v = Vmm(vmm_bin, [str(a) for a in args], **kw)
-        made.append(v)
-        return v
-
-    yield start
-    for v in made:
-        v.close()
-
-
-@pytest.fixture
-def with_module(modules):
-    if "migration" not in modules:
-        pytest.skip("module migration not built in")
-
-
-def full(v, pattern):
-    return [pattern.fullmatch(line) for _, line in list(v.lines) if pattern.fullmatch(line)]
-
-
-def wait_for(cond, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        r = cond()
-        if r:
-            return r
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def no_failure(v):
-    bad = [line for _, line in v.lines if "FAIL" in line or "EXCEPTION" in line]
-    assert not bad, f"the guest failed: {bad}\nstderr: {v.stderr}"
-
+from apiclient import short_dir  # noqa: E402
+from migcommon import COUNTER, MIGTEST, full, no_failure, wait_for  # noqa: E402
 
 def last(v, pattern, group=1):
     m = full(v, pattern)
@@ -82,11 +39,11 @@ def tcp_uri():
     return f"tcp:127.0.0.1:{port}"
 
 
-def migtest(vmms, mib=16, dirty=20, mem=128, extra=(), disk_mib=0):
+def migtest(api, mib=16, dirty=20, mem=128, extra=(), disk_mib=0):
     cmdline = f"guest.test=migtest guest.mig_mib={mib} guest.dirty_mib_s={dirty}"
     if disk_mib:
         cmdline += f" guest.mig_disk_mib={disk_mib}"
-    v = vmms("--kernel", GUEST, "--cmdline", cmdline,
+    v = api("--kernel", GUEST, "--cmdline", cmdline,
              "--mem", mem, *extra)
     wait_for(lambda: last(v, MIGTEST) >= 2, 30, "migtest verifying on the source")
     return v
@@ -95,9 +52,9 @@ def migtest(vmms, mib=16, dirty=20, mem=128, extra=(), disk_mib=0):
 GUEST = str(pathlib.Path(__file__).resolve().parents[1] / "guest" / "out" / "guest.elf")
 
 
-def incoming(vmms, uri, *args):
+def incoming(api, uri, *args):
     """A destination; its API answers once it listens on uri."""
-    v = vmms("--incoming", uri, *args)
+    v = api("--incoming", uri, *args)
     assert status(v)["phase"] == "waiting"
     return v
 
@@ -151,19 +108,19 @@ def check_handover(src, dst):
     assert dst.state() == "Running"
 
 
-def test_migrate_tcp_while_dirtying(vmms, with_module):
+def test_migrate_tcp_while_dirtying(api, needs_migration):
     uri = tcp_uri()
-    dst = incoming(vmms, uri)
-    src = migtest(vmms, mib=32, dirty=50)
+    dst = incoming(api, uri)
+    src = migtest(api, mib=32, dirty=50)
     assert status(src) == {"phase": "none"}
     migrate(src, uri, max_downtime_ms=300)
     check_handover(src, dst)
 
 
-def test_migrate_unix_counter_two_vcpus(vmms, with_module):
+def test_migrate_unix_counter_two_vcpus(api, needs_migration):
     uri = unix_uri()
-    dst = incoming(vmms, uri)
-    src = vmms("--kernel", GUEST, "--cmdline", "guest.test=counter", "--cpus", 2)
+    dst = incoming(api, uri)
+    src = api("--kernel", GUEST, "--cmdline", "guest.test=counter", "--cpus", 2)
     wait_for(lambda: len(full(src, COUNTER)) >= 5, 10, "COUNTER lines")
     migrate(src, uri)
     assert src.wait_exit(timeout=60) == vmmrun.EXIT_OK, src.stderr
@@ -176,10 +133,10 @@ def test_migrate_unix_counter_two_vcpus(vmms, with_module):
     assert cfg["machine-config"]["vcpu_count"] == 2
 
 
-def test_migrate_paused_guest_stays_paused(vmms, with_module):
+def test_migrate_paused_guest_stays_paused(api, needs_migration):
     uri = unix_uri()
-    dst = incoming(vmms, uri)
-    src = migtest(vmms)
+    dst = incoming(api, uri)
+    src = migtest(api)
     assert src.patch("/vm", {"state": "Paused"}).status == 204
     migrate(src, uri)
     assert src.wait_exit(timeout=60) == vmmrun.EXIT_OK, src.stderr
@@ -193,13 +150,13 @@ def test_migrate_paused_guest_stays_paused(vmms, with_module):
     no_failure(dst)
 
 
-def test_copy_disks(vmms, with_module, tmp_path):
+def test_copy_disks(api, needs_migration, tmp_path):
     src_img, dst_img = tmp_path / "src.img", tmp_path / "dst.img"
     with open(src_img, "wb") as f:
         f.truncate(16 << 20)
     uri = unix_uri()
-    dst = incoming(vmms, uri, "--disk", dst_img)
-    src = migtest(vmms, mib=8, dirty=10, extra=("--disk", src_img), disk_mib=4)
+    dst = incoming(api, uri, "--disk", dst_img)
+    src = migtest(api, mib=8, dirty=10, extra=("--disk", src_img), disk_mib=4)
     wait_for(lambda: last(src, MIGTEST, 3) >= 1, 30, "a disk verification pass on the source")
     migrate(src, uri, copy_disks=True)
     check_handover(src, dst)
@@ -209,13 +166,13 @@ def test_copy_disks(vmms, with_module, tmp_path):
     assert dst.get("/vm/config").json["drives"][0]["path_on_host"] == str(dst_img)
 
 
-def test_copy_disks_needs_a_place(vmms, with_module, tmp_path):
+def test_copy_disks_needs_a_place(api, needs_migration, tmp_path):
     img = tmp_path / "src.img"
     with open(img, "wb") as f:
         f.truncate(8 << 20)
     uri = unix_uri()
-    dst = incoming(vmms, uri)  # no --disk to receive into
-    src = migtest(vmms, mib=4, dirty=0, extra=("--disk", img), disk_mib=1)
+    dst = incoming(api, uri)  # no --disk to receive into
+    src = migtest(api, mib=4, dirty=0, extra=("--disk", img), disk_mib=1)
     migrate(src, uri, copy_disks=True)
     st = wait_phase(src, ["failed", "completed"])
     assert st["phase"] == "failed" and "--disk" in st["error"], st
@@ -224,21 +181,21 @@ def test_copy_disks_needs_a_place(vmms, with_module, tmp_path):
     source_runs_on(src)
 
 
-def test_migrate_a_restored_vm(vmms, with_module, tmp_path):
+def test_migrate_a_restored_vm(api, needs_migration, tmp_path):
     """RAM mapped from a snapshot's memory file (copy-on-write) migrates
     too, and a migrated VM snapshots."""
-    src = migtest(vmms, mib=8, dirty=10)
+    src = migtest(api, mib=8, dirty=10)
     assert src.patch("/vm", {"state": "Paused"}).status == 204
     state, mem = str(tmp_path / "s.state"), str(tmp_path / "s.mem")
     assert src.put("/snapshot/create", {"snapshot_path": state,
                                         "mem_file_path": mem}).status == 204
     src.stop()
-    restored = vmms()
+    restored = api()
     assert restored.put("/snapshot/load", {"snapshot_path": state, "resume_vm": True,
                                            "mem_file_path": mem}).status == 204
     wait_for(lambda: last(restored, MIGTEST) >= last(src, MIGTEST) + 1, 30, "the restored guest")
     uri = unix_uri()
-    dst = incoming(vmms, uri)
+    dst = incoming(api, uri)
     migrate(restored, uri)
     check_handover(restored, dst)
     assert dst.patch("/vm", {"state": "Paused"}).status == 204
@@ -247,8 +204,8 @@ def test_migrate_a_restored_vm(vmms, with_module, tmp_path):
     assert r.status == 204, r.body
 
 
-def test_destination_takes_nothing_else(vmms, with_module, tmp_path):
-    dst = incoming(vmms, unix_uri())
+def test_destination_takes_nothing_else(api, needs_migration, tmp_path):
+    dst = incoming(api, unix_uri())
     r = dst.put("/snapshot/load", {"snapshot_path": str(tmp_path / "s"),
                                    "mem_file_path": str(tmp_path / "m")})
     assert r.status == 400 and "incoming migration" in r.fault, r.fault
@@ -259,10 +216,10 @@ def test_destination_takes_nothing_else(vmms, with_module, tmp_path):
 
 # ---- failures leave the source running ----
 
-def test_cancel_midway(vmms, with_module):
+def test_cancel_midway(api, needs_migration):
     uri = unix_uri()
-    dst = incoming(vmms, uri)
-    src = migtest(vmms, mib=32, dirty=10)
+    dst = incoming(api, uri)
+    src = migtest(api, mib=32, dirty=10)
     migrate(src, uri, max_bandwidth_mib_s=8)  # about 4 s for the first pass
     wait_for(lambda: status(src)["bytes_sent"] > (4 << 20), 20, "a few MiB sent")
     assert status(src)["phase"] == "precopy"
@@ -276,10 +233,10 @@ def test_cancel_midway(vmms, with_module):
     assert src.put("/migration/cancel", {}).status == 400
 
 
-def test_kill_destination_midway(vmms, with_module):
+def test_kill_destination_midway(api, needs_migration):
     uri = unix_uri()
-    dst = incoming(vmms, uri)
-    src = migtest(vmms, mib=32, dirty=10)
+    dst = incoming(api, uri)
+    src = migtest(api, mib=32, dirty=10)
     migrate(src, uri, max_bandwidth_mib_s=8)
     wait_for(lambda: status(src)["bytes_sent"] > (4 << 20), 20, "a few MiB sent")
     dst.proc.kill()
@@ -289,15 +246,15 @@ def test_kill_destination_midway(vmms, with_module):
     source_runs_on(src)
     # The next try, to a live destination, works.
     uri2 = unix_uri()
-    dst2 = incoming(vmms, uri2)
+    dst2 = incoming(api, uri2)
     migrate(src, uri2)
     check_handover(src, dst2)
 
 
-def test_does_not_converge(vmms, with_module):
+def test_does_not_converge(api, needs_migration):
     uri = unix_uri()
-    dst = incoming(vmms, uri)
-    src = migtest(vmms, mib=8, dirty=400)
+    dst = incoming(api, uri)
+    src = migtest(api, mib=8, dirty=400)
     migrate(src, uri, max_bandwidth_mib_s=20, max_downtime_ms=50)
     st = wait_phase(src, ["failed", "completed"], timeout=90)
     assert st["phase"] == "failed", st
@@ -307,8 +264,8 @@ def test_does_not_converge(vmms, with_module):
     assert dst.wait_exit(timeout=30) == vmmrun.EXIT_BOOT_IMAGE
 
 
-def test_destination_missing(vmms, with_module):
-    src = migtest(vmms, mib=4, dirty=0)
+def test_destination_missing(api, needs_migration):
+    src = migtest(api, mib=4, dirty=0)
     migrate(src, unix_uri())
     st = wait_phase(src, ["failed"])
     assert "cannot connect" in st["error"], st
@@ -362,9 +319,9 @@ def hello(version=1, mem=128 << 20):
     ("other_cpu", record(1, hello()), "different CPU"),
     ("truncated", record(1, hello())[:30], "ended early"),
 ])
-def test_bad_stream_refused(vmms, with_module, name, data, text):
+def test_bad_stream_refused(api, needs_migration, name, data, text):
     uri = unix_uri()
-    dst = incoming(vmms, uri)
+    dst = incoming(api, uri)
     answer = send_raw(uri, data)
     assert dst.wait_exit(timeout=30) == vmmrun.EXIT_BOOT_IMAGE
     assert "incoming migration failed" in dst.stderr and text in dst.stderr, dst.stderr
@@ -414,11 +371,11 @@ class FlipProxy:
                 pass
 
 
-def test_corrupt_stream_refused_source_runs_on(vmms, with_module):
+def test_corrupt_stream_refused_source_runs_on(api, needs_migration):
     uri = unix_uri()
-    dst = incoming(vmms, uri)
+    dst = incoming(api, uri)
     proxy = FlipProxy(uri[len("unix:"):], at=3 << 20)
-    src = migtest(vmms, mib=16, dirty=10)
+    src = migtest(api, mib=16, dirty=10)
     migrate(src, "unix:" + proxy.path)
     st = wait_phase(src, ["failed", "completed"])
     assert st["phase"] == "failed", st
@@ -439,14 +396,14 @@ def test_corrupt_stream_refused_source_runs_on(vmms, with_module):
     ({"uri": "unix:/x", "copy_disks": 1}, "copy_disks: expected a boolean"),
     ({"uri": "unix:/x", "speed": 1}, "speed: unknown field"),
 ])
-def test_migration_bodies(vmms, with_module, body, text):
-    v = vmms("--kernel", GUEST, "--cmdline", "guest.test=counter")
+def test_migration_bodies(api, needs_migration, body, text):
+    v = api("--kernel", GUEST, "--cmdline", "guest.test=counter")
     r = v.put("/migration", body)
     assert r.status == 400 and text in r.fault, r.fault
 
 
-def test_migration_needs_a_started_vm(vmms, with_module):
-    v = vmms()
+def test_migration_needs_a_started_vm(api, needs_migration):
+    v = api()
     r = v.put("/migration", {"uri": "unix:/tmp/nothing"})
     assert r.status == 400 and "has not started" in r.fault
     assert v.get("/migration").json == {"phase": "none"}
@@ -455,7 +412,7 @@ def test_migration_needs_a_started_vm(vmms, with_module):
     assert v.get("/migration/other").status == 404
 
 
-def test_incoming_flag_checks(vmm_bin, with_module):
+def test_incoming_flag_checks(vmm_bin, needs_migration):
     for args, text in ((["--incoming", "tcp:nohost"], "--incoming: invalid value"),
                        (["--incoming", "unix:/tmp/x", "--kernel", GUEST], "cannot be combined")):
         res = vmmrun.run(vmm_bin, args, timeout=20)
@@ -464,13 +421,13 @@ def test_incoming_flag_checks(vmm_bin, with_module):
 
 # ---- without the module ----
 
-def test_minimal_build_refuses(vmms, vmm_bin, modules):
+def test_minimal_build_refuses(api, vmm_bin, modules):
     if "migration" in modules:
         pytest.skip("module migration is built in")
     res = vmmrun.run(vmm_bin, ["--incoming", "unix:/tmp/x"], timeout=20)
     assert res.status == vmmrun.EXIT_USAGE
     assert "--incoming: not built in (module migration" in res.stderr
-    v = vmms()
+    v = api()
     for method, path in (("PUT", "/migration"), ("GET", "/migration"),
                          ("PUT", "/migration/cancel")):
         r = v.request(method, path, {} if method == "PUT" else None)

@@ -7,8 +7,6 @@ the flag and the endpoints are refused as "not built in".
 """
 import os
 import pathlib
-import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -19,53 +17,9 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import vmmrun  # noqa: E402
 from apiclient import Vmm, short_dir  # noqa: E402
+from migcommon import COUNTER, MIGTEST, full, no_failure, wait_for  # noqa: E402
 
-COUNTER = re.compile(r"COUNTER (\d+) ns=(\d+)")
-MIGTEST = re.compile(r"MIGTEST pass=(\d+) dirtied_mib=(\d+) disk_pass=(\d+) ns=(\d+)")
 HEADER_SIZE = 80
-
-
-@pytest.fixture
-def vmms(vmm_bin):
-    """Factory: VMM processes (with an API socket unless api=False), all
-    killed afterwards."""
-    made = []
-
-    def start(*args, **kw):
-        v = Vmm(vmm_bin, [str(a) for a in args], **kw)
-        made.append(v)
-        return v
-
-    yield start
-    for v in made:
-        v.close()
-
-
-@pytest.fixture
-def with_module(modules):
-    if "migration" not in modules:
-        pytest.skip("module migration not built in")
-
-
-def full(v, pattern):
-    """Every stdout line that is wholly a match (a line cut by the
-    snapshot is not)."""
-    return [pattern.fullmatch(line) for _, line in list(v.lines) if pattern.fullmatch(line)]
-
-
-def wait_for(cond, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        r = cond()
-        if r:
-            return r
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def no_failure(v):
-    bad = [line for _, line in v.lines if "FAIL" in line or "EXCEPTION" in line]
-    assert not bad, f"the guest failed: {bad}\nstderr: {v.stderr}"
 
 
 def passes(v):
@@ -73,10 +27,10 @@ def passes(v):
     return int(m[-1].group(1)) if m else -1
 
 
-def boot(vmms, guest, test, mem=128, cpus=1, track=False, extra_cmdline=""):
+def boot(api, guest, test, mem=128, cpus=1, track=False, extra_cmdline=""):
     """A guest started through the API (so machine-config can ask for
     dirty page tracking)."""
-    v = vmms("--console", "stdio")
+    v = api("--console", "stdio")
     assert v.put("/boot-source", {"kernel_image_path": str(guest["elf"]),
                                   "boot_args": f"guest.test={test} {extra_cmdline}"}).status == 204
     assert v.put("/machine-config", {"vcpu_count": cpus, "mem_size_mib": mem,
@@ -105,10 +59,10 @@ def load(v, state, mem, resume=True, backend="File"):
                                                     "backend_path": mem}})
 
 
-def migtest_snapshot(vmms, guest, tmp, **kw):
+def migtest_snapshot(api, guest, tmp, **kw):
     """A migtest guest dirtying memory, paused and snapshotted; returns
     the snapshot files and the guest's pass count at the snapshot."""
-    v = boot(vmms, guest, "migtest",
+    v = boot(api, guest, "migtest",
              extra_cmdline="guest.mig_mib=16 guest.dirty_mib_s=20", **kw)
     wait_for(lambda: passes(v) >= 2, 30, "migtest verifying")
     pause(v)
@@ -121,8 +75,8 @@ def migtest_snapshot(vmms, guest, tmp, **kw):
 
 # ---- Full snapshots ----
 
-def test_restore_counter_carries_on(vmms, guest, tmp_path, with_module):
-    src = vmms("--kernel", guest["elf"], "--cmdline", "guest.test=counter", "--cpus", 2)
+def test_restore_counter_carries_on(api, guest, tmp_path, needs_migration):
+    src = api("--kernel", guest["elf"], "--cmdline", "guest.test=counter", "--cpus", 2)
     wait_for(lambda: len(full(src, COUNTER)) >= 5, 10, "COUNTER lines")
     pause(src)
     time.sleep(0.1)
@@ -131,7 +85,7 @@ def test_restore_counter_carries_on(vmms, guest, tmp_path, with_module):
     assert src.stop() == vmmrun.EXIT_SIGNAL
     assert os.path.getsize(mem) == 128 << 20
 
-    dst = vmms("--restore", f"{state},{mem}")
+    dst = api("--restore", f"{state},{mem}")
     wait_for(lambda: len(full(dst, COUNTER)) >= 5, 10, "COUNTER lines after the restore")
     got = full(dst, COUNTER)
     first, n0 = int(got[0].group(1)), int(last.group(1))
@@ -146,9 +100,9 @@ def test_restore_counter_carries_on(vmms, guest, tmp_path, with_module):
     assert dst.stop() == vmmrun.EXIT_SIGNAL
 
 
-def test_load_migtest_memory_intact(vmms, guest, tmp_path, with_module):
-    (state, mem), at = migtest_snapshot(vmms, guest, tmp_path, cpus=2)
-    dst = vmms()
+def test_load_migtest_memory_intact(api, guest, tmp_path, needs_migration):
+    (state, mem), at = migtest_snapshot(api, guest, tmp_path, cpus=2)
+    dst = api()
     r = load(dst, state, mem)
     assert r.status == 204, r.body
     assert dst.state() == "Running"
@@ -161,9 +115,9 @@ def test_load_migtest_memory_intact(vmms, guest, tmp_path, with_module):
     assert dst.stop() == vmmrun.EXIT_SIGNAL
 
 
-def test_load_paused_until_resumed(vmms, guest, tmp_path, with_module):
-    (state, mem), at = migtest_snapshot(vmms, guest, tmp_path)
-    dst = vmms()
+def test_load_paused_until_resumed(api, guest, tmp_path, needs_migration):
+    (state, mem), at = migtest_snapshot(api, guest, tmp_path)
+    dst = api()
     assert load(dst, state, mem, resume=False).status == 204
     assert dst.state() == "Paused"
     time.sleep(0.3)
@@ -173,14 +127,14 @@ def test_load_paused_until_resumed(vmms, guest, tmp_path, with_module):
     no_failure(dst)
 
 
-def test_uffd_backend(vmms, vmm_bin, guest, tmp_path, with_module):
-    (state, mem), at = migtest_snapshot(vmms, guest, tmp_path)
+def test_uffd_backend(api, vmm_bin, guest, tmp_path, needs_migration):
+    (state, mem), at = migtest_snapshot(api, guest, tmp_path)
     sock = os.path.join(short_dir(), "uffd.sock")
     handler = subprocess.Popen([str(vmm_bin), "uffd-handler", "--socket", sock,
                                 "--mem-file", mem], stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: os.path.exists(sock), 10, "the handler's socket")
-        dst = vmms()
+        dst = api()
         r = load(dst, state, sock, backend="Uffd")
         assert r.status == 204, r.body
         wait_for(lambda: passes(dst) >= at + 3, 30, "migtest passes over Uffd")
@@ -195,13 +149,13 @@ def test_uffd_backend(vmms, vmm_bin, guest, tmp_path, with_module):
             handler.wait()
 
 
-def test_create_needs_a_paused_vm(vmms, guest, tmp_path, with_module):
-    v = vmms("--kernel", guest["elf"], "--cmdline", "guest.test=counter")
+def test_create_needs_a_paused_vm(api, guest, tmp_path, needs_migration):
+    v = api("--kernel", guest["elf"], "--cmdline", "guest.test=counter")
     r = v.put("/snapshot/create", {"snapshot_path": str(tmp_path / "s"),
                                    "mem_file_path": str(tmp_path / "m")})
     assert r.status == 400 and "paused" in r.fault
     assert not (tmp_path / "s").exists()
-    idle = vmms()
+    idle = api()
     r = idle.put("/snapshot/create", {"snapshot_path": str(tmp_path / "s"),
                                       "mem_file_path": str(tmp_path / "m")})
     assert r.status == 400 and "not started" in r.fault
@@ -215,8 +169,8 @@ def test_create_needs_a_paused_vm(vmms, guest, tmp_path, with_module):
     ({"snapshot_path": 1, "mem_file_path": "/tmp/y"}, "snapshot_path: expected a string"),
     ({"snapshot_path": "/tmp/x", "mem_file_path": "/tmp/y", "extra": 1}, "extra: unknown"),
 ])
-def test_create_bodies(vmms, body, text, with_module):
-    v = vmms()
+def test_create_bodies(api, body, text, needs_migration):
+    v = api()
     r = v.put("/snapshot/create", body)
     assert r.status == 400 and text in r.fault, r.fault
 
@@ -231,8 +185,8 @@ def test_create_bodies(vmms, body, text, with_module):
      "resume_vm: expected a boolean"),
     ({"snapshot_path": "/nonexistent/x", "mem_file_path": "/y"}, "No such file"),
 ])
-def test_load_bodies(vmms, body, text, with_module):
-    v = vmms()
+def test_load_bodies(api, body, text, needs_migration):
+    v = api()
     r = v.put("/snapshot/load", body)
     assert r.status == 400 and text in r.fault, r.fault
     assert v.state() == "Not started"
@@ -240,8 +194,8 @@ def test_load_bodies(vmms, body, text, with_module):
 
 # ---- Diff snapshots ----
 
-def test_diff_over_full(vmms, guest, tmp_path, with_module):
-    v = boot(vmms, guest, "migtest", track=True,
+def test_diff_over_full(api, guest, tmp_path, needs_migration):
+    v = boot(api, guest, "migtest", track=True,
              extra_cmdline="guest.mig_mib=32 guest.dirty_mib_s=10")
     wait_for(lambda: passes(v) >= 2, 30, "migtest verifying")
     pause(v)
@@ -258,7 +212,7 @@ def test_diff_over_full(vmms, guest, tmp_path, with_module):
     diff_blocks = os.stat(diff_mem).st_blocks
     assert diff_blocks * 2 < full_blocks, (diff_blocks, full_blocks)
 
-    dst = vmms()
+    dst = api()
     r = load(dst, diff_state, diff_mem)
     assert r.status == 204, r.body
     wait_for(lambda: passes(dst) >= at + 3, 30, "migtest passes after the Diff restore")
@@ -268,20 +222,20 @@ def test_diff_over_full(vmms, guest, tmp_path, with_module):
     at2 = passes(dst)
     d2_state, d2_mem = create(dst, tmp_path, "diff2", "Diff")
     assert dst.stop() == vmmrun.EXIT_SIGNAL
-    dst2 = vmms()
+    dst2 = api()
     assert load(dst2, d2_state, d2_mem).status == 204
     wait_for(lambda: passes(dst2) >= at2 + 2, 30, "migtest passes after the second Diff")
     no_failure(dst2)
 
 
-def test_diff_needs_tracking_and_a_base(vmms, guest, tmp_path, with_module):
-    v = boot(vmms, guest, "counter")
+def test_diff_needs_tracking_and_a_base(api, guest, tmp_path, needs_migration):
+    v = boot(api, guest, "counter")
     pause(v)
     r = v.put("/snapshot/create", {"snapshot_path": str(tmp_path / "d.state"),
                                    "mem_file_path": str(tmp_path / "d.mem"),
                                    "snapshot_type": "Diff"})
     assert r.status == 400 and "track_dirty_pages" in r.fault
-    t = boot(vmms, guest, "counter", track=True)
+    t = boot(api, guest, "counter", track=True)
     pause(t)
     r = t.put("/snapshot/create", {"snapshot_path": str(tmp_path / "d.state"),
                                    "mem_file_path": str(tmp_path / "d.mem"),
@@ -289,13 +243,13 @@ def test_diff_needs_tracking_and_a_base(vmms, guest, tmp_path, with_module):
     assert r.status == 400 and "Full one first" in r.fault
 
 
-def test_diff_base_missing(vmms, guest, tmp_path, with_module):
-    v = boot(vmms, guest, "counter", track=True)
+def test_diff_base_missing(api, guest, tmp_path, needs_migration):
+    v = boot(api, guest, "counter", track=True)
     pause(v)
     _, base_mem = create(v, tmp_path, "base")
     diff_state, diff_mem = create(v, tmp_path, "diff", "Diff")
     os.unlink(base_mem)
-    dst = vmms()
+    dst = api()
     r = load(dst, diff_state, diff_mem)
     assert r.status == 400 and "base.mem" in r.fault and "No such file" in r.fault
     assert dst.state() == "Not started"
@@ -362,12 +316,12 @@ def good_snapshot(vmm_bin, guest, modules, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name, edit, text", BAD_FILES, ids=[b[0] for b in BAD_FILES])
-def test_bad_state_file_refused(vmms, vmm_bin, good_snapshot, tmp_path, name, edit, text):
+def test_bad_state_file_refused(api, vmm_bin, good_snapshot, tmp_path, name, edit, text):
     state, mem = good_snapshot
     bad = tmp_path / "bad.state"
     bad.write_bytes(edit(pathlib.Path(state).read_bytes()))
     # Through the API: 400 with the reason, and nothing changed.
-    v = vmms()
+    v = api()
     before = v.get("/vm/config").json
     r = load(v, str(bad), mem)
     assert r.status == 400, r.body
@@ -380,12 +334,12 @@ def test_bad_state_file_refused(vmms, vmm_bin, good_snapshot, tmp_path, name, ed
     assert text in res.stderr
 
 
-def test_bad_memory_file_refused(vmms, vmm_bin, good_snapshot, tmp_path):
+def test_bad_memory_file_refused(api, vmm_bin, good_snapshot, tmp_path):
     state, mem = good_snapshot
     short = tmp_path / "short.mem"
     with open(mem, "rb") as f:
         short.write_bytes(f.read(1 << 20))
-    v = vmms()
+    v = api()
     for path, text in [(short, "wrong size"), (tmp_path / "none.mem", "No such file")]:
         r = load(v, state, str(path))
         assert r.status == 400 and text in r.fault, r.fault
@@ -396,9 +350,9 @@ def test_bad_memory_file_refused(vmms, vmm_bin, good_snapshot, tmp_path):
     wait_for(lambda: full(v, COUNTER), 10, "COUNTER after the refusals")
 
 
-def test_load_only_before_start(vmms, guest, good_snapshot):
+def test_load_only_before_start(api, guest, good_snapshot):
     state, mem = good_snapshot
-    v = vmms("--kernel", guest["elf"], "--cmdline", "guest.test=counter")
+    v = api("--kernel", guest["elf"], "--cmdline", "guest.test=counter")
     r = load(v, state, mem)
     assert r.status == 400 and "has not started" in r.fault
 
@@ -414,13 +368,13 @@ def test_restore_flag_conflicts(vmm_bin, guest, good_snapshot):
 
 # ---- without the module ----
 
-def test_minimal_build_refuses(vmms, vmm_bin, modules, tmp_path):
+def test_minimal_build_refuses(api, vmm_bin, modules, tmp_path):
     if "migration" in modules:
         pytest.skip("module migration is built in")
     res = vmmrun.run(vmm_bin, ["--restore", "a,b"], timeout=20)
     assert res.status == vmmrun.EXIT_USAGE
     assert "--restore: not built in (module migration" in res.stderr
-    v = vmms()
+    v = api()
     for method, path in (("PUT", "/snapshot/create"), ("PUT", "/snapshot/load")):
         r = v.request(method, path, {"snapshot_path": "x"})
         assert r.status == 400 and "not built in (module migration" in r.fault, r.fault
