@@ -105,3 +105,28 @@ void dirty_mark_gpa(const struct guest_mem *m, uint64_t *bits, uint64_t gpa, uin
 			bits[(uint64_t)off / 4096 / 64] |= 1ULL << ((uint64_t)off / 4096 % 64);
 	}
 }
+
+bool dirty_next_run(const uint64_t *bits, uint64_t pages, uint64_t max, uint64_t *p,
+		    uint64_t *first, uint64_t *count)
+{
+	uint64_t at = *p;
+	while (at < pages) {
+		if (!bits[at / 64]) { /* skip empty words whole */
+			at = (at / 64 + 1) * 64;
+			continue;
+		}
+		if (!(bits[at / 64] >> (at % 64) & 1)) {
+			at++;
+			continue;
+		}
+		uint64_t end = at;
+		while (end < pages && end - at < max && (bits[end / 64] >> (end % 64) & 1))
+			end++;
+		*first = at;
+		*count = end - at;
+		*p = end;
+		return true;
+	}
+	*p = at;
+	return false;
+}

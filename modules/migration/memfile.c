@@ -85,22 +85,10 @@ int memfile_write_full(const struct guest_mem *m, const char *path, char *why, s
 static int for_runs(const uint64_t *bits, uint64_t pages,
 		    int (*fn)(void *opaque, uint64_t first, uint64_t count), void *opaque)
 {
-	for (uint64_t p = 0; p < pages;) {
-		if (!bits[p / 64]) {
-			p = (p / 64 + 1) * 64;
-			continue;
-		}
-		if (!(bits[p / 64] >> (p % 64) & 1)) {
-			p++;
-			continue;
-		}
-		uint64_t q = p;
-		while (q < pages && (bits[q / 64] >> (q % 64) & 1))
-			q++;
-		if (fn(opaque, p, q - p) < 0)
+	uint64_t p = 0, first, count;
+	while (dirty_next_run(bits, pages, UINT64_MAX, &p, &first, &count))
+		if (fn(opaque, first, count) < 0)
 			return -1;
-		p = q;
-	}
 	return 0;
 }
 

@@ -197,6 +197,11 @@ void dirty_log_stop(struct vm *vm);
 /* OR the pages changed since the last call into bits, and clear the logs. */
 int dirty_log_collect(struct vm *vm, uint64_t *bits);
 uint64_t dirty_count(const uint64_t *bits, size_t words);
+/* The next run of set bits at or after *p, among the first `pages` bits,
+ * at most `max` long: true with the run in [*first, *first + *count) and
+ * *p just past it; false when no bit is left. */
+bool dirty_next_run(const uint64_t *bits, uint64_t pages, uint64_t max, uint64_t *p,
+		    uint64_t *first, uint64_t *count);
 /* Mark the pages of [gpa, gpa + len) (guest-physical) in bits. */
 void dirty_mark_gpa(const struct guest_mem *m, uint64_t *bits, uint64_t gpa, uint64_t len);
 

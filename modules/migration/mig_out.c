@@ -189,23 +189,10 @@ static int first_pass(struct mig_out *o, char *why, size_t n)
 
 static int send_dirty(struct mig_out *o, const uint64_t *bits, char *why, size_t n)
 {
-	uint64_t pages = o->vm->mem.size / PAGE;
-	for (uint64_t p = 0; p < pages;) {
-		if (!bits[p / 64]) {
-			p = (p / 64 + 1) * 64;
-			continue;
-		}
-		if (!(bits[p / 64] >> (p % 64) & 1)) {
-			p++;
-			continue;
-		}
-		uint64_t q = p;
-		while (q < pages && q - p < MIG_PAGES_MAX && (bits[q / 64] >> (q % 64) & 1))
-			q++;
-		if (send_ram(o, p, q - p, false, why, n) < 0)
+	uint64_t pages = o->vm->mem.size / PAGE, p = 0, first, count;
+	while (dirty_next_run(bits, pages, MIG_PAGES_MAX, &p, &first, &count))
+		if (send_ram(o, first, count, false, why, n) < 0)
 			return -1;
-		p = q;
-	}
 	return 0;
 }
 

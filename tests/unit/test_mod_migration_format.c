@@ -340,6 +340,29 @@ static void cpu_identity(void **state)
 	assert_non_null(strstr(why, "other features"));
 }
 
+/* Dirty bitmap runs: across word boundaries, cut at `max`, never past
+ * `pages`, and none in an empty map. */
+static void dirty_runs(void **state)
+{
+	(void)state;
+	uint64_t bits[3] = {0}, p = 0, first, count;
+	assert_false(dirty_next_run(bits, 192, UINT64_MAX, &p, &first, &count));
+	bits[0] = 1ULL << 63; /* pages 63..66: a run over the word boundary */
+	bits[1] = 0x7;
+	bits[2] = ~0ULL; /* 128..191, but only 150 pages exist */
+	p = 0;
+	assert_true(dirty_next_run(bits, 150, UINT64_MAX, &p, &first, &count));
+	assert_int_equal(first, 63);
+	assert_int_equal(count, 4);
+	assert_true(dirty_next_run(bits, 150, 16, &p, &first, &count));
+	assert_int_equal(first, 128);
+	assert_int_equal(count, 16); /* cut at max */
+	assert_true(dirty_next_run(bits, 150, 16, &p, &first, &count));
+	assert_int_equal(first, 144);
+	assert_int_equal(count, 6); /* cut at pages */
+	assert_false(dirty_next_run(bits, 150, 16, &p, &first, &count));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +376,7 @@ int main(void)
 	    cmocka_unit_test(header_fields_checked),
 	    cmocka_unit_test(random_bytes_never_crash),
 	    cmocka_unit_test(meta_checked),
+	    cmocka_unit_test(dirty_runs),
 	    cmocka_unit_test(vcpu_sections_checked),
 	    cmocka_unit_test(cpu_identity),
 	};
